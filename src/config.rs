@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub jute_max_buffer: usize,
     pub extended_types_enabled: bool,
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse writes.
+    pub enforce_quota: bool,
     /// `zookeeper.DigestAuthenticationProvider.superDigest`: `super:<digest>`.
     pub super_digest: Option<String>,
     pub four_letter_whitelist: FourLetterWhitelist,
@@ -87,6 +89,10 @@ pub enum FourLetterWhitelist {
 
 impl FourLetterWhitelist {
     pub fn allows(&self, cmd: &str) -> bool {
+        // ZooKeeper always allows srvr: zkServer.sh status and peers use it.
+        if cmd == "srvr" {
+            return true;
+        }
         match self {
             FourLetterWhitelist::All => true,
             FourLetterWhitelist::Only(set) => set.contains(cmd),
@@ -323,6 +329,7 @@ impl ServerConfig {
             }
         };
         let extended_types_enabled = bool_prop("zookeeper.extendedTypesEnabled")?;
+        let enforce_quota = bool_prop("zookeeper.enforceQuota")?;
         let skip_acl = prop("zookeeper.skipACL").is_some_and(|v| v.trim() == "yes");
         let super_digest =
             prop("zookeeper.DigestAuthenticationProvider.superDigest").map(|s| s.trim().to_owned());
@@ -372,6 +379,7 @@ impl ServerConfig {
             jute_max_buffer,
             extended_types_enabled,
             skip_acl,
+            enforce_quota,
             super_digest,
             four_letter_whitelist,
             container_check_interval_ms,

@@ -81,10 +81,16 @@ pub fn connect_response_frame(
 
 fn encode_multi_results(results: &[MultiResult], b: &mut Vec<u8>) {
     for r in results {
+        // Container and TTL creates answer as create2 inside a multi.
+        let opcode = match r.opcode {
+            op::CREATE_CONTAINER | op::CREATE_TTL => op::CREATE2,
+            other => other,
+        };
+        let err = if opcode == op::ERROR { r.err } else { 0 };
         MultiHeader {
-            op: r.opcode,
+            op: opcode,
             done: false,
-            err: if r.opcode == op::ERROR { r.err } else { 0 },
+            err,
         }
         .write_to(b);
         match &r.result {
@@ -220,7 +226,14 @@ impl Core {
     fn notify(&mut self, triggers: &[Trigger], zxid: i64) {
         for t in triggers {
             for (conn, etype, path) in self.watches.fire(t) {
-                self.send(conn, notification_frame(etype, &path, zxid));
+                // A watcher that may not read the node is not told (the
+                // one-shot watch is spent all the same, as in ZooKeeper).
+                let allowed = self.conns.get(&conn).is_some_and(|c| {
+                    acl::check_acl(&t.acl, perms::READ, &c.auth, self.cfg.skip_acl)
+                });
+                if allowed {
+                    self.send(conn, notification_frame(etype, &path, zxid));
+                }
             }
         }
     }
@@ -241,14 +254,14 @@ impl Core {
         let mut close_after = false;
         let frame = match r.read {
             Read::Error(code) => err_frame(code),
-            Read::Ping => reply_frame(xid::PING, zxid, 0),
+            Read::Ping => reply_frame(xid, zxid, 0),
             Read::AuthResult { ok } => {
                 if ok {
-                    reply_frame(xid::AUTH, 0, 0)
+                    reply_frame(xid, 0, 0)
                 } else {
                     self.stats.auth_failed += 1;
                     close_after = true;
-                    reply_frame(xid::AUTH, 0, err::AUTH_FAILED)
+                    reply_frame(xid, 0, err::AUTH_FAILED)
                 }
             }
             Read::Exists { path, watch } => {
@@ -258,7 +271,7 @@ impl Core {
                     match self.tree.get(&path) {
                         Some(n) if !can(&n.acl, perms::READ) => err_frame(err::NO_AUTH),
                         Some(n) => {
-                            let stat = n.stat();
+                            let stat = self.tree.stat_of(n);
                             if watch {
                                 self.watches.add(conn, &path, WatchKind::Data);
                             }
@@ -280,7 +293,7 @@ impl Core {
                 Some(n) => {
                     let body = GetDataResponse {
                         data: n.data.clone(),
-                        stat: n.stat(),
+                        stat: self.tree.stat_of(n),
                     };
                     if watch {
                         self.watches.add(conn, &path, WatchKind::Data);
@@ -302,7 +315,7 @@ impl Core {
                         zxid,
                         &GetAclResponse {
                             acl,
-                            stat: n.stat(),
+                            stat: self.tree.stat_of(n),
                         },
                     )
                 }
@@ -316,7 +329,7 @@ impl Core {
                 Some(n) if !can(&n.acl, perms::READ) => err_frame(err::NO_AUTH),
                 Some(n) => {
                     let children: Vec<String> = n.children.iter().cloned().collect();
-                    let stat = n.stat();
+                    let stat = self.tree.stat_of(n);
                     if watch {
                         self.watches.add(conn, &path, WatchKind::Child);
                     }
@@ -348,7 +361,7 @@ impl Core {
             Read::Sync { path } => reply(xid, zxid, &SyncResponse { path }),
             Read::SetWatches(w) => {
                 self.set_watches(conn, &w);
-                reply_frame(xid::SET_WATCHES, zxid, 0)
+                reply_frame(xid, zxid, 0)
             }
             Read::AddWatch { path, mode } => {
                 let kind = if mode == add_watch_mode::PERSISTENT_RECURSIVE {
@@ -414,7 +427,7 @@ impl Core {
                             .write_to(&mut body);
                             GetDataResponse {
                                 data: n.data.clone(),
-                                stat: n.stat(),
+                                stat: self.tree.stat_of(n),
                             }
                             .write_to(&mut body);
                             if watch {

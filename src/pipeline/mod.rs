@@ -150,6 +150,8 @@ pub struct SessionInfo {
 pub struct ConnState {
     pub handle: ConnHandle,
     pub session_id: i64,
+    /// The identities of the latest request: who watch events may reach.
+    pub auth: Arc<Vec<Id>>,
     pub received: u64,
     pub sent: u64,
     pub established: SystemTime,
@@ -217,6 +219,7 @@ impl Core {
         let tree = DataTree::new(TreeConfig {
             extended_types: cfg.extended_types_enabled,
             skip_acl: cfg.skip_acl,
+            enforce_quota: cfg.enforce_quota,
         });
         let (tx, rx) = mpsc::channel(COMMIT_CHANNEL);
         let propose = Box::new(LocalPropose::new(tree.last_zxid(), tx));
@@ -369,6 +372,7 @@ impl Core {
         self.conns.insert(
             conn_id,
             ConnState {
+                auth: Arc::new(vec![Id::new("ip", &conn.addr.ip().to_string())]),
                 handle: conn,
                 session_id: 0,
                 received: 1,
@@ -441,6 +445,9 @@ impl Core {
         self.stats.packets_received += 1;
         if let Some(c) = self.conns.get_mut(&r.conn_id) {
             c.received += 1;
+            if !Arc::ptr_eq(&c.auth, &r.auth) {
+                c.auth = r.auth.clone();
+            }
         }
         let session_ok = self
             .sessions

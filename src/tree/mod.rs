@@ -20,6 +20,7 @@
 
 pub mod acl;
 pub mod path;
+pub mod quota;
 pub mod watches;
 
 use jute::data::{perms, Acl, Stat, StatPersisted};
@@ -105,6 +106,8 @@ pub struct TreeConfig {
     pub extended_types: bool,
     /// `zookeeper.skipACL`.
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse writes.
+    pub enforce_quota: bool,
 }
 
 /// One znode.
@@ -117,19 +120,28 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn stat(&self) -> Stat {
+    /// The stat clients see (`DataNode.copyStat`): the stored cversion counts
+    /// creates only, and is reported as the number of child changes
+    /// (`2 * creates - children`); ephemeralOwner is 0 for containers and TTL
+    /// nodes, whose stored owner is a marker, not a session.
+    pub fn stat(&self, extended_types: bool) -> Stat {
         let s = &self.stat;
+        let num_children = self.children.len() as i32;
+        let ephemeral_owner = match EphemeralType::of(s.ephemeral_owner, extended_types) {
+            EphemeralType::Normal => s.ephemeral_owner,
+            _ => 0,
+        };
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            ephemeral_owner,
             data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
-            num_children: self.children.len() as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
@@ -234,13 +246,22 @@ pub struct MultiResult {
     pub result: WriteResult,
 }
 
-/// A change watchers may be waiting for.
+/// A change watchers may be waiting for, with the ACL of the node it is
+/// about: only watchers allowed to READ that node are told (ZooKeeper
+/// filters notifications by ACL since CVE-2024-23944).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    Created(String),
-    Deleted(String),
-    DataChanged(String),
-    ChildrenChanged(String),
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub path: String,
+    pub acl: Arc<Vec<Acl>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    Created,
+    Deleted,
+    DataChanged,
+    ChildrenChanged,
 }
 
 pub struct Applied {
@@ -260,6 +281,8 @@ pub struct DataTree {
     /// Prior versions of the nodes a multi touched, for rollback.
     undo: Option<Vec<(String, Option<Node>)>>,
     data_bytes: u64,
+    /// Paths that have a quota limit node (`pTrie` in ZooKeeper).
+    quota_paths: BTreeSet<String>,
 }
 
 type OpResult<T> = Result<T, i32>;
@@ -276,6 +299,7 @@ impl DataTree {
             config,
             undo: None,
             data_bytes: 0,
+            quota_paths: BTreeSet::new(),
         };
         let open = t.intern_acl(Acl::open_unsafe());
         let empty_node = |acl: &Arc<Vec<Acl>>, data: Option<Vec<u8>>| Node {
@@ -307,9 +331,8 @@ impl DataTree {
         let zk = t.nodes.get_mut(PROC_ZOOKEEPER).unwrap();
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
-        // The initial stats real ZooKeeper shows for its built-in nodes.
-        t.nodes.get_mut(ROOT).unwrap().stat.cversion = -1;
-        t.nodes.get_mut(PROC_ZOOKEEPER).unwrap().stat.cversion = -2;
+        // ZooKeeper sets the config node's ACL with version -1 at start-up,
+        // which leaves its aversion at -1.
         t.nodes.get_mut(CONFIG_ZOOKEEPER).unwrap().stat.aversion = -1;
         t
     }
@@ -324,6 +347,11 @@ impl DataTree {
 
     pub fn get(&self, path: &str) -> Option<&Node> {
         self.nodes.get(path)
+    }
+
+    /// The client-visible stat of a node of this tree.
+    pub fn stat_of(&self, node: &Node) -> Stat {
+        node.stat(self.config.extended_types)
     }
 
     /// Number of znodes, counted as ZooKeeper reports it (its map holds the
@@ -398,6 +426,9 @@ impl DataTree {
     }
 
     fn index_remove(&mut self, path: &str, owner: i64) {
+        if let Some(target) = quota_limit_target(path) {
+            self.quota_paths.remove(target);
+        }
         match EphemeralType::of(owner, self.config.extended_types) {
             EphemeralType::Container => {
                 self.containers.remove(path);
@@ -418,6 +449,9 @@ impl DataTree {
     }
 
     fn index_add(&mut self, path: &str, owner: i64) {
+        if let Some(target) = quota_limit_target(path) {
+            self.quota_paths.insert(target.to_owned());
+        }
         match EphemeralType::of(owner, self.config.extended_types) {
             EphemeralType::Container => {
                 self.containers.insert(path.to_owned());
@@ -530,6 +564,7 @@ impl DataTree {
         {
             return Err(err::NO_CHILDREN_FOR_EPHEMERALS);
         }
+        self.check_quota(&path, c.data.as_ref().map_or(0, |d| d.len()) as i64, 1)?;
         let owner = if mode.container {
             CONTAINER_EPHEMERAL_OWNER
         } else if mode.ttl {
@@ -548,7 +583,7 @@ impl DataTree {
             ctx.time_ms,
             triggers,
         );
-        let stat = self.nodes[&path].stat();
+        let stat = self.stat_of(&self.nodes[&path]);
         Ok(WriteResult::Created { path, stat })
     }
 
@@ -572,6 +607,7 @@ impl DataTree {
         parent.children.insert(name.to_owned());
         parent.stat.cversion += 1;
         parent.stat.pzxid = zxid;
+        let parent_acl = parent.acl.clone();
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -584,17 +620,28 @@ impl DataTree {
             pzxid: zxid,
         };
         let parent_path = parent_path.to_owned();
+        let len = data.as_ref().map_or(0, |d| d.len()) as i64;
         self.put_node(
             path,
             Some(Node {
                 data,
-                acl,
+                acl: acl.clone(),
                 stat,
                 children: BTreeSet::new(),
             }),
         );
-        triggers.push(Trigger::Created(path.to_owned()));
-        triggers.push(Trigger::ChildrenChanged(parent_path));
+        self.update_quota_usage(path, len, 1);
+        self.on_quota_node_created(&parent_path, name);
+        triggers.push(Trigger {
+            kind: TriggerKind::Created,
+            path: path.to_owned(),
+            acl,
+        });
+        triggers.push(Trigger {
+            kind: TriggerKind::ChildrenChanged,
+            path: parent_path,
+            acl: parent_acl,
+        });
     }
 
     fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) {
@@ -603,17 +650,32 @@ impl DataTree {
         };
         self.save(parent_path);
         self.save(path);
+        let mut parent_acl = Arc::new(Vec::new());
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             parent.children.remove(name);
-            parent.stat.cversion += 1;
+            // Only creates count in the stored cversion (see `Node::stat`).
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
+            parent_acl = parent.acl.clone();
         }
         let parent_path = parent_path.to_owned();
+        let (len, acl) = match self.nodes.get(path) {
+            Some(n) => (n.data.as_ref().map_or(0, |d| d.len()) as i64, n.acl.clone()),
+            None => (0, Arc::new(Vec::new())),
+        };
         self.put_node(path, None);
-        triggers.push(Trigger::Deleted(path.to_owned()));
-        triggers.push(Trigger::ChildrenChanged(parent_path));
+        self.update_quota_usage(path, -len, -1);
+        triggers.push(Trigger {
+            kind: TriggerKind::Deleted,
+            path: path.to_owned(),
+            acl,
+        });
+        triggers.push(Trigger {
+            kind: TriggerKind::ChildrenChanged,
+            path: parent_path,
+            acl: parent_acl,
+        });
     }
 
     fn is_special(path: &str) -> bool {
@@ -640,8 +702,8 @@ impl DataTree {
             &path[..last_slash]
         };
         let parent = self.nodes.get(parent_path).ok_or(err::NO_NODE)?;
-        let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
         self.check(&parent.acl, perms::DELETE, ctx)?;
+        let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
         check_version(node.stat.version, version)?;
         if !node.children.is_empty() {
             return Err(err::NOT_EMPTY);
@@ -686,6 +748,9 @@ impl DataTree {
         path::validate_path(path).map_err(|_| err::BAD_ARGUMENTS)?;
         let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
         self.check(&node.acl, perms::WRITE, ctx)?;
+        let old_len = node.data.as_ref().map_or(0, |d| d.len()) as i64;
+        let bytes_diff = data.as_ref().map_or(0, |d| d.len()) as i64 - old_len;
+        self.check_quota(path, bytes_diff, 0)?;
         let new_version = check_version(node.stat.version, version)?;
         self.save(path);
         let node = self.nodes.get_mut(path).expect("checked");
@@ -694,9 +759,15 @@ impl DataTree {
         node.stat.version = new_version;
         node.stat.mzxid = ctx.zxid;
         node.stat.mtime = ctx.time_ms;
-        let stat = node.stat();
+        let acl = node.acl.clone();
+        let stat = node.stat(self.config.extended_types);
         self.data_bytes = self.data_bytes - old_len + data.as_ref().map_or(0, |d| d.len()) as u64;
-        triggers.push(Trigger::DataChanged(path.to_owned()));
+        self.update_quota_usage(path, bytes_diff, 0);
+        triggers.push(Trigger {
+            kind: TriggerKind::DataChanged,
+            path: path.to_owned(),
+            acl,
+        });
         Ok(WriteResult::DataSet(stat))
     }
 
@@ -717,7 +788,7 @@ impl DataTree {
         let node = self.nodes.get_mut(path).expect("checked");
         node.acl = acl;
         node.stat.aversion = new_version;
-        Ok(WriteResult::AclSet(node.stat()))
+        Ok(WriteResult::AclSet(node.stat(self.config.extended_types)))
     }
 
     fn check_op(&self, ctx: &TxnContext, path: &str, version: i32) -> OpResult<WriteResult> {
@@ -832,7 +903,7 @@ impl DataTree {
         for p in paths {
             let n = &self.nodes[p];
             feed(p.as_bytes());
-            feed(&n.stat().to_bytes());
+            feed(&n.stat.to_bytes());
             if let Some(d) = &n.data {
                 feed(d);
             }
@@ -842,6 +913,13 @@ impl DataTree {
         }
         h
     }
+}
+
+/// For `/zookeeper/quota<target>/zookeeper_limits`, the quota'd target.
+fn quota_limit_target(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(QUOTA_ZOOKEEPER)?;
+    let target = rest.strip_suffix(quota::LIMIT_NODE)?.strip_suffix('/')?;
+    (!target.is_empty()).then_some(target)
 }
 
 /// ZooKeeper's `checkAndIncVersion`: -1 matches any version.

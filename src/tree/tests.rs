@@ -29,8 +29,8 @@ fn create(path: &str, flags: i32) -> WriteOp {
 #[test]
 fn builtin_nodes_match_zookeeper() {
     let t = DataTree::new(TreeConfig::default());
-    assert_eq!(t.get("/").unwrap().stat.cversion, -1);
-    assert_eq!(t.get("/zookeeper").unwrap().stat.cversion, -2);
+    assert_eq!(t.get("/").unwrap().stat(false).cversion, -1);
+    assert_eq!(t.get("/zookeeper").unwrap().stat(false).cversion, -2);
     assert_eq!(t.get("/zookeeper/config").unwrap().stat.aversion, -1);
     assert_eq!(t.node_count_reported(), 5);
     assert_eq!(t.all_children_number("/"), 3);
@@ -41,7 +41,7 @@ fn create_and_delete_update_parent() {
     let mut t = DataTree::new(TreeConfig::default());
     t.apply(&ctx(2), &create("/p", 0));
     t.apply(&ctx(3), &create("/p/a", 0));
-    let p = t.get("/p").unwrap().stat();
+    let p = t.get("/p").unwrap().stat(false);
     assert_eq!((p.cversion, p.pzxid, p.num_children), (1, 3, 1));
     let r = t.apply(
         &ctx(4),
@@ -51,11 +51,115 @@ fn create_and_delete_update_parent() {
         },
     );
     assert_eq!(r.result, WriteResult::Deleted);
-    let p = t.get("/p").unwrap().stat();
+    let p = t.get("/p").unwrap().stat(false);
     assert_eq!((p.cversion, p.pzxid, p.num_children), (2, 4, 0));
     let r = t.apply(&ctx(5), &create("/p/s", create_mode::PERSISTENT_SEQUENTIAL));
-    assert!(matches!(r.result, WriteResult::Created { ref path, .. } if path == "/p/s0000000002"));
+    assert!(matches!(r.result, WriteResult::Created { ref path, .. } if path == "/p/s0000000001"));
     assert_eq!(t.last_zxid(), 5);
+}
+
+#[test]
+fn container_and_ttl_owner_is_hidden_from_clients() {
+    let mut t = DataTree::new(TreeConfig {
+        extended_types: true,
+        ..Default::default()
+    });
+    t.apply(&ctx(1), &create("/c", create_mode::CONTAINER));
+    let ttl = WriteOp::Create(CreateOp {
+        path: "/t".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 5,
+        ttl: 500,
+        opcode: op::CREATE_TTL,
+    });
+    t.apply(&ctx(2), &ttl);
+    t.apply(&ctx(3), &create("/e", create_mode::EPHEMERAL));
+    assert_eq!(t.stat_of(t.get("/c").unwrap()).ephemeral_owner, 0);
+    assert_eq!(t.stat_of(t.get("/t").unwrap()).ephemeral_owner, 0);
+    assert_eq!(t.stat_of(t.get("/e").unwrap()).ephemeral_owner, 0x42);
+}
+
+#[test]
+fn delete_checks_parent_acl_before_existence() {
+    let mut t = DataTree::new(TreeConfig::default());
+    let op = WriteOp::Create(CreateOp {
+        path: "/ro".into(),
+        data: None,
+        acl: vec![Acl {
+            perms: perms::READ,
+            id: Id::new("world", "anyone"),
+        }],
+        flags: 0,
+        ttl: -1,
+        opcode: op::CREATE,
+    });
+    t.apply(&ctx(1), &op);
+    let r = t.apply(
+        &ctx(2),
+        &WriteOp::Delete {
+            path: "/ro/missing".into(),
+            version: -1,
+        },
+    );
+    assert_eq!(r.result, WriteResult::Error(err::NO_AUTH));
+}
+
+#[test]
+fn quota_usage_and_hard_limit() {
+    let mut t = DataTree::new(TreeConfig {
+        enforce_quota: true,
+        ..Default::default()
+    });
+    t.apply(&ctx(1), &create("/q", 0));
+    t.apply(&ctx(2), &create("/q/a", 0));
+    let mk = |p: &str, d: &str| {
+        WriteOp::Create(CreateOp {
+            path: p.into(),
+            data: Some(d.as_bytes().to_vec()),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: -1,
+            opcode: op::CREATE,
+        })
+    };
+    t.apply(&ctx(3), &mk("/zookeeper/quota/q", ""));
+    t.apply(
+        &ctx(4),
+        &mk(
+            "/zookeeper/quota/q/zookeeper_limits",
+            "count=-1,bytes=-1,countHardLimit=3,byteHardLimit=-1",
+        ),
+    );
+    t.apply(
+        &ctx(5),
+        &mk("/zookeeper/quota/q/zookeeper_stats", "count=0,bytes=0"),
+    );
+    let usage = |t: &DataTree| {
+        t.get("/zookeeper/quota/q/zookeeper_stats")
+            .unwrap()
+            .data
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(usage(&t), b"count=2,bytes=2".to_vec());
+    assert!(matches!(
+        t.apply(&ctx(6), &create("/q/b", 0)).result,
+        WriteResult::Created { .. }
+    ));
+    assert_eq!(usage(&t), b"count=3,bytes=3".to_vec());
+    assert_eq!(
+        t.apply(&ctx(7), &create("/q/c", 0)).result,
+        WriteResult::Error(err::QUOTA_EXCEEDED)
+    );
+    t.apply(
+        &ctx(8),
+        &WriteOp::Delete {
+            path: "/q/b".into(),
+            version: -1,
+        },
+    );
+    assert_eq!(usage(&t), b"count=2,bytes=2".to_vec());
 }
 
 #[test]

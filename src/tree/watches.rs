@@ -17,7 +17,7 @@
 //!     with setWatches on their next connection).
 
 use super::path::ancestors;
-use super::Trigger;
+use super::{Trigger, TriggerKind};
 use jute::proto::{event_type, watcher_type};
 use std::collections::{HashMap, HashSet};
 
@@ -178,11 +178,12 @@ impl WatchManager {
     /// of the notification. One-shot watches that fired are removed.
     pub fn fire(&mut self, trigger: &Trigger) -> Vec<(ConnId, i32, String)> {
         // Which of ZooKeeper's two watch tables the event goes through.
-        let (path, etype, data_table, child_table) = match trigger {
-            Trigger::Created(p) => (p, event_type::NODE_CREATED, true, false),
-            Trigger::Deleted(p) => (p, event_type::NODE_DELETED, true, true),
-            Trigger::DataChanged(p) => (p, event_type::NODE_DATA_CHANGED, true, false),
-            Trigger::ChildrenChanged(p) => (p, event_type::NODE_CHILDREN_CHANGED, false, true),
+        let path = &trigger.path;
+        let (etype, data_table, child_table) = match trigger.kind {
+            TriggerKind::Created => (event_type::NODE_CREATED, true, false),
+            TriggerKind::Deleted => (event_type::NODE_DELETED, true, true),
+            TriggerKind::DataChanged => (event_type::NODE_DATA_CHANGED, true, false),
+            TriggerKind::ChildrenChanged => (event_type::NODE_CHILDREN_CHANGED, false, true),
         };
         let mut out: Vec<(ConnId, i32, String)> = Vec::new();
         let mut spent: Vec<(ConnId, u8)> = Vec::new();
@@ -234,13 +235,22 @@ impl WatchManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn t(kind: TriggerKind, path: &str) -> Trigger {
+        Trigger {
+            kind,
+            path: path.into(),
+            acl: Arc::new(vec![]),
+        }
+    }
 
     #[test]
     fn one_shot_fires_once() {
         let mut w = WatchManager::default();
         w.add(1, "/a", WatchKind::Data);
-        assert_eq!(w.fire(&Trigger::DataChanged("/a".into())).len(), 1);
-        assert!(w.fire(&Trigger::DataChanged("/a".into())).is_empty());
+        assert_eq!(w.fire(&t(TriggerKind::DataChanged, "/a")).len(), 1);
+        assert!(w.fire(&t(TriggerKind::DataChanged, "/a")).is_empty());
         assert_eq!(w.count(), 0);
     }
 
@@ -249,7 +259,7 @@ mod tests {
         let mut w = WatchManager::default();
         w.add(1, "/a", WatchKind::Data);
         w.add(1, "/a", WatchKind::Child);
-        let ev = w.fire(&Trigger::Deleted("/a".into()));
+        let ev = w.fire(&t(TriggerKind::Deleted, "/a"));
         assert_eq!(ev, vec![(1, event_type::NODE_DELETED, "/a".to_string())]);
         assert_eq!(w.count(), 0);
     }
@@ -258,21 +268,21 @@ mod tests {
     fn recursive_sees_descendants_but_not_children_changed() {
         let mut w = WatchManager::default();
         w.add(7, "/a", WatchKind::PersistentRecursive);
-        assert_eq!(w.fire(&Trigger::Created("/a/b/c".into())).len(), 1);
-        assert!(w.fire(&Trigger::ChildrenChanged("/a".into())).is_empty());
+        assert_eq!(w.fire(&t(TriggerKind::Created, "/a/b/c")).len(), 1);
+        assert!(w.fire(&t(TriggerKind::ChildrenChanged, "/a")).is_empty());
         assert_eq!(w.count(), 1);
         w.remove_connection(7);
         assert_eq!(w.count(), 0);
-        assert!(w.fire(&Trigger::Created("/a/b".into())).is_empty());
+        assert!(w.fire(&t(TriggerKind::Created, "/a/b")).is_empty());
     }
 
     #[test]
     fn persistent_sees_children_changed_and_stays() {
         let mut w = WatchManager::default();
         w.add(3, "/p", WatchKind::Persistent);
-        assert_eq!(w.fire(&Trigger::ChildrenChanged("/p".into())).len(), 1);
-        assert_eq!(w.fire(&Trigger::DataChanged("/p".into())).len(), 1);
-        assert!(w.fire(&Trigger::Created("/p/x".into())).is_empty());
+        assert_eq!(w.fire(&t(TriggerKind::ChildrenChanged, "/p")).len(), 1);
+        assert_eq!(w.fire(&t(TriggerKind::DataChanged, "/p")).len(), 1);
+        assert!(w.fire(&t(TriggerKind::Created, "/p/x")).is_empty());
         assert!(w.remove(3, "/p", watcher_type::PERSISTENT));
         assert!(!w.remove(3, "/p", watcher_type::PERSISTENT));
     }
