@@ -15,30 +15,15 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid value {value:?} for {key}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { key: String, value: String, reason: String },
     #[error("{path}:{line}: not a key=value line: {text:?}")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        text: String,
-    },
+    Syntax { path: PathBuf, line: usize, text: String },
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: value.into(),
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() }
 }
 
 /// ZooKeeper's default `jute.maxbuffer`: 0xfffff bytes.
@@ -115,15 +100,9 @@ pub fn parse_properties(text: &str, path: &Path) -> Result<Vec<(String, String)>
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let split = line
-            .find(['=', ':'])
-            .or_else(|| line.find(char::is_whitespace));
+        let split = line.find(['=', ':']).or_else(|| line.find(char::is_whitespace));
         let Some(at) = split else {
-            return Err(ConfigError::Syntax {
-                path: path.into(),
-                line: i + 1,
-                text: raw.into(),
-            });
+            return Err(ConfigError::Syntax { path: path.into(), line: i + 1, text: raw.into() });
         };
         let key = line[..at].trim().to_owned();
         let value = line[at + 1..].trim().to_owned();
@@ -182,10 +161,7 @@ fn is_config_key(key: &str) -> bool {
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse::<T>()
-        .map_err(|_| invalid(key, value, "not a number"))
+    value.trim().parse::<T>().map_err(|_| invalid(key, value, "not a number"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -196,16 +172,10 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
 
 impl ServerConfig {
     /// Loads `zoo.cfg` (if any) and applies `-D` properties.
-    pub fn load(
-        config_file: Option<&Path>,
-        defines: &[(String, String)],
-    ) -> Result<Self, ConfigError> {
+    pub fn load(config_file: Option<&Path>, defines: &[(String, String)]) -> Result<Self, ConfigError> {
         let entries = match config_file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.into(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
                 parse_properties(&text, p)?
             }
             None => Vec::new(),
@@ -220,9 +190,8 @@ impl ServerConfig {
         match std::fs::read_to_string(&p) {
             Ok(text) => {
                 let t = text.trim();
-                self.server_id = t.parse().map_err(|_| {
-                    invalid("myid", t, format!("{} does not hold a number", p.display()))
-                })?;
+                self.server_id =
+                    t.parse().map_err(|_| invalid("myid", t, format!("{} does not hold a number", p.display())))?;
                 Ok(())
             }
             Err(_) => Ok(()),
@@ -263,18 +232,13 @@ impl ServerConfig {
             }
             None => std::env::temp_dir().join("ferrokeeper"),
         };
-        let data_log_dir = key("dataLogDir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.clone());
+        let data_log_dir = key("dataLogDir").map(PathBuf::from).unwrap_or_else(|| data_dir.clone());
         let client_port: u16 = match key("clientPort") {
             Some(v) => parse_num("clientPort", v)?,
             None => 2181,
         };
         let client_port_address: IpAddr = match key("clientPortAddress") {
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| invalid("clientPortAddress", v, "not an IP address"))?,
+            Some(v) => v.trim().parse().map_err(|_| invalid("clientPortAddress", v, "not an IP address"))?,
             None if config_file.is_some() => "0.0.0.0".parse().unwrap(),
             None => "127.0.0.1".parse().unwrap(),
         };
@@ -287,20 +251,14 @@ impl ServerConfig {
             Some(v) => parse_num::<i32>("minSessionTimeout", v)?,
             None => -1,
         };
-        let min_session_timeout_ms = if min_session_timeout_ms == -1 {
-            (tick * 2) as i32
-        } else {
-            min_session_timeout_ms
-        };
+        let min_session_timeout_ms =
+            if min_session_timeout_ms == -1 { (tick * 2) as i32 } else { min_session_timeout_ms };
         let max_session_timeout_ms = match key("maxSessionTimeout") {
             Some(v) => parse_num::<i32>("maxSessionTimeout", v)?,
             None => -1,
         };
-        let max_session_timeout_ms = if max_session_timeout_ms == -1 {
-            (tick * 20) as i32
-        } else {
-            max_session_timeout_ms
-        };
+        let max_session_timeout_ms =
+            if max_session_timeout_ms == -1 { (tick * 20) as i32 } else { max_session_timeout_ms };
         if min_session_timeout_ms > max_session_timeout_ms {
             return Err(invalid(
                 "minSessionTimeout",
@@ -331,16 +289,12 @@ impl ServerConfig {
         let extended_types_enabled = bool_prop("zookeeper.extendedTypesEnabled")?;
         let enforce_quota = bool_prop("zookeeper.enforceQuota")?;
         let skip_acl = prop("zookeeper.skipACL").is_some_and(|v| v.trim() == "yes");
-        let super_digest =
-            prop("zookeeper.DigestAuthenticationProvider.superDigest").map(|s| s.trim().to_owned());
+        let super_digest = prop("zookeeper.DigestAuthenticationProvider.superDigest").map(|s| s.trim().to_owned());
         let four_letter_whitelist = match prop("zookeeper.4lw.commands.whitelist") {
             None => FourLetterWhitelist::Only(["srvr".to_owned()].into()),
             Some(v) => {
-                let words: BTreeSet<String> = v
-                    .split(',')
-                    .map(|w| w.trim().to_owned())
-                    .filter(|w| !w.is_empty())
-                    .collect();
+                let words: BTreeSet<String> =
+                    v.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
                 if words.contains("*") {
                     FourLetterWhitelist::All
                 } else {
@@ -356,15 +310,10 @@ impl ServerConfig {
         };
         let container_check_interval_ms = u64_prop("znode.container.checkIntervalMs", 60_000)?;
         if container_check_interval_ms == 0 {
-            return Err(invalid(
-                "znode.container.checkIntervalMs",
-                "0",
-                "must be positive",
-            ));
+            return Err(invalid("znode.container.checkIntervalMs", "0", "must be positive"));
         }
         let container_max_per_minute = u64_prop("znode.container.maxPerMinute", 10_000)? as usize;
-        let global_outstanding_limit =
-            u64_prop("zookeeper.globalOutstandingLimit", 1000)?.max(1) as usize;
+        let global_outstanding_limit = u64_prop("zookeeper.globalOutstandingLimit", 1000)?.max(1) as usize;
 
         Ok(ServerConfig {
             tick_time_ms,
@@ -404,25 +353,14 @@ mod tests {
     use super::*;
 
     fn cfg(lines: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
-        let entries: Vec<(String, String)> = lines
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let entries: Vec<(String, String)> = lines.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         ServerConfig::from_sources(Some(Path::new("zoo.cfg")), &entries, &[])
     }
 
     #[test]
     fn defaults_follow_tick_time() {
-        let c = cfg(&[
-            ("tickTime", "2000"),
-            ("dataDir", "/tmp/x"),
-            ("clientPort", "2181"),
-        ])
-        .unwrap();
-        assert_eq!(
-            (c.min_session_timeout_ms, c.max_session_timeout_ms),
-            (4000, 40000)
-        );
+        let c = cfg(&[("tickTime", "2000"), ("dataDir", "/tmp/x"), ("clientPort", "2181")]).unwrap();
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (4000, 40000));
         assert_eq!(c.negotiate_timeout(1), 4000);
         assert_eq!(c.negotiate_timeout(1_000_000), 40000);
         assert!(c.four_letter_whitelist.allows("srvr"));
@@ -431,29 +369,19 @@ mod tests {
 
     #[test]
     fn unknown_keys_become_zookeeper_properties() {
-        let c = cfg(&[
-            ("dataDir", "/tmp/x"),
-            ("extendedTypesEnabled", "true"),
-            ("4lw.commands.whitelist", "*"),
-        ])
-        .unwrap();
+        let c =
+            cfg(&[("dataDir", "/tmp/x"), ("extendedTypesEnabled", "true"), ("4lw.commands.whitelist", "*")]).unwrap();
         assert!(c.extended_types_enabled);
         assert_eq!(c.four_letter_whitelist, FourLetterWhitelist::All);
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = cfg(&[("dataDir", "/tmp/x"), ("tickTime", "fast")])
+        let e = cfg(&[("dataDir", "/tmp/x"), ("tickTime", "fast")]).unwrap_err().to_string();
+        assert!(e.contains("tickTime") && e.contains("fast"), "{e}");
+        let e = cfg(&[("dataDir", "/tmp/x"), ("minSessionTimeout", "9000"), ("maxSessionTimeout", "8000")])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("tickTime") && e.contains("fast"), "{e}");
-        let e = cfg(&[
-            ("dataDir", "/tmp/x"),
-            ("minSessionTimeout", "9000"),
-            ("maxSessionTimeout", "8000"),
-        ])
-        .unwrap_err()
-        .to_string();
         assert!(e.contains("minSessionTimeout"), "{e}");
     }
 

@@ -30,6 +30,7 @@ pub mod config;
 pub mod net;
 pub mod pipeline;
 pub mod session;
+pub mod snapshot;
 pub mod tree;
 
 use config::ServerConfig;

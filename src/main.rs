@@ -53,8 +53,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let config_path = cli.config.or(cli.config_positional);
-    let cfg =
-        ServerConfig::load(config_path.as_deref(), &defines).context("invalid configuration")?;
+    let cfg = ServerConfig::load(config_path.as_deref(), &defines).context("invalid configuration")?;
     tracing::info!(
         client_port = cfg.client_port,
         address = %cfg.client_port_address,
@@ -64,13 +63,9 @@ fn main() -> anyhow::Result<()> {
         max_session_timeout_ms = cfg.max_session_timeout_ms,
         "starting ferrokeeper (standalone, state in memory)"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let server = ferrokeeper::start(cfg)
-            .await
-            .context("cannot bind the client port")?;
+        let server = ferrokeeper::start(cfg).await.context("cannot bind the client port")?;
         tracing::info!(addr = %server.local_addr, "serving clients");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -42,10 +42,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated {
-                offset: self.pos,
-                needed: n - self.remaining(),
-            });
+            return Err(DecodeError::Truncated { offset: self.pos, needed: n - self.remaining() });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -291,9 +288,7 @@ impl Sample for String {
     fn sample(rng: &mut SampleRng) -> Self {
         const ALPHABET: &[&str] = &["/", "a", "z", "0", "-", "_", ".", "é", "ü", "中", "🦀", ":"];
         let n = rng.below(12);
-        (0..n)
-            .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize])
-            .collect()
+        (0..n).map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize]).collect()
     }
 }
 impl Sample for Option<String> {

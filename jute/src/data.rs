@@ -53,19 +53,13 @@ pub mod perms {
 
 impl Id {
     pub fn new(scheme: &str, id: &str) -> Self {
-        Id {
-            scheme: scheme.to_owned(),
-            id: id.to_owned(),
-        }
+        Id { scheme: scheme.to_owned(), id: id.to_owned() }
     }
 }
 
 impl Acl {
     /// `world:anyone` with every permission: ZooKeeper's OPEN_ACL_UNSAFE.
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl {
-            perms: perms::ALL,
-            id: Id::new("world", "anyone"),
-        }]
+        vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
     }
 }

@@ -14,11 +14,7 @@ fn round_trip<T: Jute + Sample + PartialEq + std::fmt::Debug>(seed: u64, cut: us
     let mut r = crate::Reader::new(&bytes);
     let back = T::read_from(&mut r).expect("decode what we encoded");
     assert_eq!(back, value);
-    assert_eq!(
-        r.remaining(),
-        0,
-        "decoder must consume exactly the encoding"
-    );
+    assert_eq!(r.remaining(), 0, "decoder must consume exactly the encoding");
     // Any strict prefix is an error, never a panic or a shorter record.
     let cut = cut % bytes.len().max(1);
     if cut < bytes.len() {
@@ -75,23 +71,12 @@ proptest! {
 
 #[test]
 fn null_and_empty_buffers_differ() {
-    let null = GetDataResponse {
-        data: None,
-        stat: Stat::default(),
-    }
-    .to_bytes();
-    let empty = GetDataResponse {
-        data: Some(vec![]),
-        stat: Stat::default(),
-    }
-    .to_bytes();
+    let null = GetDataResponse { data: None, stat: Stat::default() }.to_bytes();
+    let empty = GetDataResponse { data: Some(vec![]), stat: Stat::default() }.to_bytes();
     assert_eq!(&null[..4], &(-1i32).to_be_bytes());
     assert_eq!(&empty[..4], &0i32.to_be_bytes());
     assert_eq!(GetDataResponse::from_bytes(&null).unwrap().data, None);
-    assert_eq!(
-        GetDataResponse::from_bytes(&empty).unwrap().data,
-        Some(vec![])
-    );
+    assert_eq!(GetDataResponse::from_bytes(&empty).unwrap().data, Some(vec![]));
 }
 
 #[test]

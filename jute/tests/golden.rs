@@ -94,12 +94,7 @@ const EXPECTED_OPS: &[&str] = &[
 ];
 
 /// Every client's capture must be there.
-const EXPECTED_FILES: &[&str] = &[
-    "cclient.frames",
-    "java.frames",
-    "kazoo.frames",
-    "zkcli.frames",
-];
+const EXPECTED_FILES: &[&str] = &["cclient.frames", "java.frames", "kazoo.frames", "zkcli.frames"];
 
 /// Operations that must appear inside captured multi requests and replies.
 const EXPECTED_MULTI_OPS: &[i32] = &[
@@ -162,10 +157,7 @@ fn op_of(label: &str) -> Option<i32> {
 }
 
 fn name_of(o: i32) -> String {
-    OPS.iter()
-        .find(|(_, x)| *x == o)
-        .map(|(n, _)| n.to_string())
-        .unwrap_or_else(|| format!("op{o}"))
+    OPS.iter().find(|(_, x)| *x == o).map(|(n, _)| n.to_string()).unwrap_or_else(|| format!("op{o}"))
 }
 
 type R<T> = Result<T, String>;
@@ -202,9 +194,7 @@ struct Frame {
 }
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden")
 }
 
 fn unhex(s: &str) -> R<Vec<u8>> {
@@ -240,13 +230,7 @@ fn load_file(path: &Path) -> Vec<Frame> {
             _ => panic!("{file}:{}: bad direction {d}", i + 1),
         };
         let bytes = unhex(body).unwrap_or_else(|e| panic!("{file}:{}: {e}", i + 1));
-        frames.push(Frame {
-            file: file.clone(),
-            line: i + 1,
-            dir,
-            label: label.to_string(),
-            bytes,
-        });
+        frames.push(Frame { file: file.clone(), line: i + 1, dir, label: label.to_string(), bytes });
     }
     frames
 }
@@ -259,11 +243,7 @@ fn frame_files() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "frames"))
         .collect();
     files.sort();
-    assert!(
-        !files.is_empty(),
-        "no *.frames in {} (run scripts/capture-golden)",
-        dir.display()
-    );
+    assert!(!files.is_empty(), "no *.frames in {} (run scripts/capture-golden)", dir.display());
     files
 }
 
@@ -276,11 +256,7 @@ struct Dec<'a> {
 
 impl<'a> Dec<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        Dec {
-            bytes,
-            r: Reader::new(bytes),
-            out: Vec::new(),
-        }
+        Dec { bytes, r: Reader::new(bytes), out: Vec::new() }
     }
 
     fn rec<T: Jute + Debug>(&mut self, what: &str) -> R<T> {
@@ -330,10 +306,7 @@ impl<'a> Dec<'a> {
 }
 
 fn check_path(p: &str, what: &str) -> R<()> {
-    ensure!(
-        p.starts_with('/') && !p.contains('\0'),
-        "{what}: not a znode path: {p:?}"
-    );
+    ensure!(p.starts_with('/') && !p.contains('\0'), "{what}: not a znode path: {p:?}");
     Ok(())
 }
 
@@ -349,56 +322,28 @@ fn check_version(v: i32, what: &str) -> R<()> {
 /// A stat read from a reply whose header said `zxid`.
 fn check_stat(s: &Stat, zxid: i64) -> R<()> {
     let root = s.czxid == 0;
-    ensure!(
-        s.czxid >= 0 && s.czxid <= s.mzxid && s.czxid <= s.pzxid,
-        "stat zxids out of order: {s:?}"
-    );
-    ensure!(
-        s.mzxid <= zxid && s.pzxid <= zxid,
-        "stat zxid beyond the reply's zxid {zxid}: {s:?}"
-    );
+    ensure!(s.czxid >= 0 && s.czxid <= s.mzxid && s.czxid <= s.pzxid, "stat zxids out of order: {s:?}");
+    ensure!(s.mzxid <= zxid && s.pzxid <= zxid, "stat zxid beyond the reply's zxid {zxid}: {s:?}");
     if root {
-        ensure!(
-            s.ctime == 0 || (TIME_MIN..TIME_MAX).contains(&s.ctime),
-            "stat ctime: {s:?}"
-        );
+        ensure!(s.ctime == 0 || (TIME_MIN..TIME_MAX).contains(&s.ctime), "stat ctime: {s:?}");
     } else {
         ensure!((TIME_MIN..TIME_MAX).contains(&s.ctime), "stat ctime: {s:?}");
     }
-    ensure!(
-        s.mtime >= s.ctime && s.mtime < TIME_MAX,
-        "stat mtime: {s:?}"
-    );
+    ensure!(s.mtime >= s.ctime && s.mtime < TIME_MAX, "stat mtime: {s:?}");
     // System nodes (czxid 0) may carry -1 versions: /zookeeper/config does.
     let least = if root { -1 } else { 0 };
-    ensure!(
-        s.version >= least && s.cversion >= least && s.aversion >= least,
-        "stat versions: {s:?}"
-    );
+    ensure!(s.version >= least && s.cversion >= least && s.aversion >= least, "stat versions: {s:?}");
     ensure!(s.ephemeral_owner >= 0, "stat ephemeralOwner: {s:?}");
-    ensure!(
-        s.data_length >= 0 && s.num_children >= 0,
-        "stat lengths: {s:?}"
-    );
+    ensure!(s.data_length >= 0 && s.num_children >= 0, "stat lengths: {s:?}");
     Ok(())
 }
 
 fn check_acls(acls: &[Acl], what: &str) -> R<()> {
     ensure!(!acls.is_empty(), "{what}: empty ACL");
     for a in acls {
-        ensure!(
-            (1..=31).contains(&a.perms),
-            "{what}: perms {} in {a:?}",
-            a.perms
-        );
-        ensure!(
-            KNOWN_SCHEMES.contains(&a.id.scheme.as_str()),
-            "{what}: scheme in {a:?}"
-        );
-        ensure!(
-            !a.id.id.is_empty() || a.id.scheme == "auth",
-            "{what}: empty id in {a:?}"
-        );
+        ensure!((1..=31).contains(&a.perms), "{what}: perms {} in {a:?}", a.perms);
+        ensure!(KNOWN_SCHEMES.contains(&a.id.scheme.as_str()), "{what}: scheme in {a:?}");
+        ensure!(!a.id.id.is_empty() || a.id.scheme == "auth", "{what}: empty id in {a:?}");
     }
     Ok(())
 }
@@ -407,8 +352,7 @@ fn check_create_flags(label_op: i32, flags: i32) -> R<()> {
     let ok = match label_op {
         op::CREATE_CONTAINER => flags == create_mode::CONTAINER,
         op::CREATE_TTL => {
-            flags == create_mode::PERSISTENT_WITH_TTL
-                || flags == create_mode::PERSISTENT_SEQUENTIAL_WITH_TTL
+            flags == create_mode::PERSISTENT_WITH_TTL || flags == create_mode::PERSISTENT_SEQUENTIAL_WITH_TTL
         }
         _ => (0..=3).contains(&flags),
     };
@@ -458,28 +402,16 @@ struct Session {
 
 fn decode_request(d: &mut Dec, label_op: i32, t: &mut Tally) -> R<Pending> {
     let h: RequestHeader = d.rec("RequestHeader")?;
-    ensure!(
-        h.op == label_op,
-        "header op {} but labelled {}",
-        h.op,
-        name_of(label_op)
-    );
+    ensure!(h.op == label_op, "header op {} but labelled {}", h.op, name_of(label_op));
     match h.op {
         op::PING => ensure!(h.xid == xid::PING, "ping xid {}", h.xid),
         op::AUTH => ensure!(h.xid == xid::AUTH, "auth xid {}", h.xid),
         op::SET_WATCHES | op::SET_WATCHES2 => {
-            ensure!(
-                h.xid == xid::SET_WATCHES || h.xid > 0,
-                "setWatches xid {}",
-                h.xid
-            )
+            ensure!(h.xid == xid::SET_WATCHES || h.xid > 0, "setWatches xid {}", h.xid)
         }
         _ => ensure!(h.xid > 0, "request xid {}", h.xid),
     }
-    let mut p = Pending {
-        op: h.op,
-        ..Default::default()
-    };
+    let mut p = Pending { op: h.op, ..Default::default() };
     match h.op {
         op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
             let b: CreateRequest = d.rec("CreateRequest")?;
@@ -518,14 +450,8 @@ fn decode_request(d: &mut Dec, label_op: i32, t: &mut Tally) -> R<Pending> {
             check_acls(&b.acl, "setACL")?;
             check_version(b.version, "setACL")?;
         }
-        op::GET_CHILDREN => check_path(
-            &d.rec::<GetChildrenRequest>("GetChildrenRequest")?.path,
-            "getChildren",
-        )?,
-        op::GET_CHILDREN2 => check_path(
-            &d.rec::<GetChildren2Request>("GetChildren2Request")?.path,
-            "getChildren2",
-        )?,
+        op::GET_CHILDREN => check_path(&d.rec::<GetChildrenRequest>("GetChildrenRequest")?.path, "getChildren")?,
+        op::GET_CHILDREN2 => check_path(&d.rec::<GetChildren2Request>("GetChildren2Request")?.path, "getChildren2")?,
         op::SYNC => {
             let b: SyncRequest = d.rec("SyncRequest")?;
             check_path(&b.path, "sync")?;
@@ -539,28 +465,16 @@ fn decode_request(d: &mut Dec, label_op: i32, t: &mut Tally) -> R<Pending> {
         op::MULTI | op::MULTI_READ => p.multi_ops = decode_multi_request(d, h.op, t)?,
         op::RECONFIG => {
             let b: ReconfigRequest = d.rec("ReconfigRequest")?;
-            ensure!(
-                b.cur_config_id >= -1,
-                "reconfig curConfigId {}",
-                b.cur_config_id
-            );
+            ensure!(b.cur_config_id >= -1, "reconfig curConfigId {}", b.cur_config_id);
             // Joining and new members are `id=host:ports` specs; leaving are ids.
             for s in [&b.joining_servers, &b.new_members].into_iter().flatten() {
-                ensure!(
-                    s.split(',').all(|x| x.contains('=')),
-                    "reconfig server specs {s:?}"
-                );
+                ensure!(s.split(',').all(|x| x.contains('=')), "reconfig server specs {s:?}");
             }
             if let Some(s) = &b.leaving_servers {
-                ensure!(
-                    s.split(',').all(|x| x.parse::<u64>().is_ok()),
-                    "reconfig leaving ids {s:?}"
-                );
+                ensure!(s.split(',').all(|x| x.parse::<u64>().is_ok()), "reconfig leaving ids {s:?}");
             }
             ensure!(
-                b.joining_servers.is_some()
-                    || b.leaving_servers.is_some()
-                    || b.new_members.is_some(),
+                b.joining_servers.is_some() || b.leaving_servers.is_some() || b.new_members.is_some(),
                 "reconfig with no change: {b:?}"
             );
             t.reconfigs.push((t.file.clone(), b));
@@ -581,16 +495,10 @@ fn decode_request(d: &mut Dec, label_op: i32, t: &mut Tally) -> R<Pending> {
             let b: AuthPacket = d.rec("AuthPacket")?;
             ensure!(b.auth_type == 0, "auth packet type {b:?}");
             ensure!(
-                !b.scheme.is_empty()
-                    && b.scheme
-                        .bytes()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                !b.scheme.is_empty() && b.scheme.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
                 "auth scheme {b:?}"
             );
-            ensure!(
-                b.scheme != "digest" || b.auth.contains(&b':'),
-                "digest auth without user:password {b:?}"
-            );
+            ensure!(b.scheme != "digest" || b.auth.contains(&b':'), "digest auth without user:password {b:?}");
         }
         op::SET_WATCHES => {
             let b: SetWatches = d.rec("SetWatches")?;
@@ -624,14 +532,11 @@ fn decode_request(d: &mut Dec, label_op: i32, t: &mut Tally) -> R<Pending> {
         op::SASL => {
             d.rec::<SetSaslRequest>("SetSaslRequest")?;
         }
-        op::GET_EPHEMERALS => check_path(
-            &d.rec::<GetEphemeralsRequest>("GetEphemeralsRequest")?
-                .prefix_path,
-            "getEphemerals",
-        )?,
+        op::GET_EPHEMERALS => {
+            check_path(&d.rec::<GetEphemeralsRequest>("GetEphemeralsRequest")?.prefix_path, "getEphemerals")?
+        }
         op::GET_ALL_CHILDREN_NUMBER => check_path(
-            &d.rec::<GetAllChildrenNumberRequest>("GetAllChildrenNumberRequest")?
-                .path,
+            &d.rec::<GetAllChildrenNumberRequest>("GetAllChildrenNumberRequest")?.path,
             "getAllChildrenNumber",
         )?,
         op::ADD_WATCH => {
@@ -656,12 +561,7 @@ fn decode_multi_request(d: &mut Dec, multi_op: i32, t: &mut Tally) -> R<Vec<i32>
         }
         ensure!(h.err == -1, "multi request header err {}: {h:?}", h.err);
         let read_op = matches!(h.op, op::GET_CHILDREN | op::GET_DATA);
-        ensure!(
-            read_op == (multi_op == op::MULTI_READ),
-            "{} inside {}",
-            name_of(h.op),
-            name_of(multi_op)
-        );
+        ensure!(read_op == (multi_op == op::MULTI_READ), "{} inside {}", name_of(h.op), name_of(multi_op));
         match h.op {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
                 let b: CreateRequest = d.rec("multi CreateRequest")?;
@@ -689,15 +589,10 @@ fn decode_multi_request(d: &mut Dec, multi_op: i32, t: &mut Tally) -> R<Vec<i32>
                 check_path(&b.path, "multi check")?;
                 check_version(b.version, "multi check")?;
             }
-            op::GET_CHILDREN => check_path(
-                &d.rec::<GetChildrenRequest>("multi GetChildrenRequest")?
-                    .path,
-                "multi getChildren",
-            )?,
-            op::GET_DATA => check_path(
-                &d.rec::<GetDataRequest>("multi GetDataRequest")?.path,
-                "multi getData",
-            )?,
+            op::GET_CHILDREN => {
+                check_path(&d.rec::<GetChildrenRequest>("multi GetChildrenRequest")?.path, "multi getChildren")?
+            }
+            op::GET_DATA => check_path(&d.rec::<GetDataRequest>("multi GetDataRequest")?.path, "multi getData")?,
             other => return Err(format!("opcode {other} inside a multi request")),
         }
         t.multi_req_ops.insert(h.op);
@@ -712,23 +607,12 @@ fn decode_multi_reply(d: &mut Dec, req_ops: &[i32], zxid: i64, t: &mut Tally) ->
         let h: MultiHeader = d.rec("MultiHeader")?;
         if h.done {
             ensure!(h.op == -1 && h.err == -1, "multi end header {h:?}");
-            ensure!(
-                i == req_ops.len(),
-                "{i} results for {} operations",
-                req_ops.len()
-            );
+            ensure!(i == req_ops.len(), "{i} results for {} operations", req_ops.len());
             return Ok(());
         }
-        ensure!(
-            i < req_ops.len(),
-            "more results than the {} operations",
-            req_ops.len()
-        );
+        ensure!(i < req_ops.len(), "more results than the {} operations", req_ops.len());
         // The server answers container and TTL creates with a create2 result.
-        let create2_like = matches!(
-            req_ops[i],
-            op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL
-        );
+        let create2_like = matches!(req_ops[i], op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL);
         ensure!(
             h.op == req_ops[i] || h.op == op::ERROR || (create2_like && h.op == op::CREATE2),
             "result {i} is {} for a {}",
@@ -738,39 +622,27 @@ fn decode_multi_reply(d: &mut Dec, req_ops: &[i32], zxid: i64, t: &mut Tally) ->
         match h.op {
             op::ERROR => {
                 let e: ErrorResponse = d.rec("multi ErrorResponse")?;
-                ensure!(
-                    e.err == h.err && ERR_CODES.contains(&e.err),
-                    "multi error result {h:?} {e:?}"
-                );
+                ensure!(e.err == h.err && ERR_CODES.contains(&e.err), "multi error result {h:?} {e:?}");
                 t.multi_error_results += 1;
             }
             _ => ensure!(h.err == 0, "multi result header err {}", h.err),
         }
         match h.op {
             op::ERROR | op::DELETE | op::CHECK => {}
-            op::CREATE => check_path(
-                &d.rec::<CreateResponse>("multi CreateResponse")?.path,
-                "multi create",
-            )?,
+            op::CREATE => check_path(&d.rec::<CreateResponse>("multi CreateResponse")?.path, "multi create")?,
             op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
                 let b: Create2Response = d.rec("multi Create2Response")?;
                 check_path(&b.path, "multi create2")?;
                 check_stat(&b.stat, zxid)?;
             }
-            op::SET_DATA => check_stat(
-                &d.rec::<SetDataResponse>("multi SetDataResponse")?.stat,
-                zxid,
-            )?,
+            op::SET_DATA => check_stat(&d.rec::<SetDataResponse>("multi SetDataResponse")?.stat, zxid)?,
             op::GET_CHILDREN => {
                 d.rec::<GetChildrenResponse>("multi GetChildrenResponse")?;
             }
             op::GET_DATA => {
                 let b: GetDataResponse = d.rec("multi GetDataResponse")?;
                 check_stat(&b.stat, zxid)?;
-                ensure!(
-                    b.stat.data_length as usize == b.data.as_ref().map_or(0, |x| x.len()),
-                    "data length"
-                );
+                ensure!(b.stat.data_length as usize == b.data.as_ref().map_or(0, |x| x.len()), "data length");
             }
             other => return Err(format!("opcode {other} inside a multi reply")),
         }
@@ -784,35 +656,17 @@ fn decode_reply(d: &mut Dec, label: &str, s: &mut Session, t: &mut Tally) -> R<(
     ensure!(ERR_CODES.contains(&h.err), "unknown err {}", h.err);
     ensure!(h.zxid >= -1, "reply zxid {}", h.zxid);
     if label == "notification" {
-        ensure!(
-            h.xid == xid::NOTIFICATION && h.err == 0,
-            "notification header {h:?}"
-        );
+        ensure!(h.xid == xid::NOTIFICATION && h.err == 0, "notification header {h:?}");
         let e: WatcherEvent = d.rec("WatcherEvent")?;
-        ensure!(
-            (1..=7).contains(&e.event_type),
-            "event type {}",
-            e.event_type
-        );
-        ensure!(
-            e.state == keeper_state::SYNC_CONNECTED,
-            "event state {}",
-            e.state
-        );
+        ensure!((1..=7).contains(&e.event_type), "event type {}", e.event_type);
+        ensure!(e.state == keeper_state::SYNC_CONNECTED, "event state {}", e.state);
         check_path(&e.path, "notification")?;
         t.events.insert(e.event_type);
         return Ok(());
     }
     let label_op = op_of(label).ok_or_else(|| format!("unknown label {label}"))?;
-    let p = s
-        .pending
-        .remove(&h.xid)
-        .ok_or_else(|| format!("reply xid {} answers no request", h.xid))?;
-    ensure!(
-        p.op == label_op,
-        "reply labelled {label} answers a {} request",
-        name_of(p.op)
-    );
+    let p = s.pending.remove(&h.xid).ok_or_else(|| format!("reply xid {} answers no request", h.xid))?;
+    ensure!(p.op == label_op, "reply labelled {label} answers a {} request", name_of(p.op));
     if h.err != 0 {
         t.errors.entry(label.to_string()).or_default().insert(h.err);
         return Ok(());
@@ -821,47 +675,25 @@ fn decode_reply(d: &mut Dec, label: &str, s: &mut Session, t: &mut Tally) -> R<(
     match p.op {
         op::CREATE => {
             let b: CreateResponse = d.rec("CreateResponse")?;
-            ensure!(
-                b.path.starts_with(p.path.as_deref().unwrap_or("/")),
-                "created {} for {:?}",
-                b.path,
-                p.path
-            );
+            ensure!(b.path.starts_with(p.path.as_deref().unwrap_or("/")), "created {} for {:?}", b.path, p.path);
         }
         op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
             let b: Create2Response = d.rec("Create2Response")?;
-            ensure!(
-                b.path.starts_with(p.path.as_deref().unwrap_or("/")),
-                "created {} for {:?}",
-                b.path,
-                p.path
-            );
+            ensure!(b.path.starts_with(p.path.as_deref().unwrap_or("/")), "created {} for {:?}", b.path, p.path);
             check_stat(&b.stat, z)?;
-            ensure!(
-                b.stat.czxid == b.stat.mzxid && b.stat.version == 0,
-                "fresh node stat {:?}",
-                b.stat
-            );
+            ensure!(b.stat.czxid == b.stat.mzxid && b.stat.version == 0, "fresh node stat {:?}", b.stat);
         }
         op::EXISTS => check_stat(&d.rec::<ExistsResponse>("ExistsResponse")?.stat, z)?,
         op::GET_DATA | op::RECONFIG => {
             let b: GetDataResponse = d.rec("GetDataResponse")?;
             check_stat(&b.stat, z)?;
             let n = b.data.as_ref().map_or(0, |x| x.len());
-            ensure!(
-                b.stat.data_length as usize == n,
-                "dataLength {} for {n} bytes",
-                b.stat.data_length
-            );
+            ensure!(b.stat.data_length as usize == n, "dataLength {} for {n} bytes", b.stat.data_length);
         }
         op::SET_DATA => {
             let b: SetDataResponse = d.rec("SetDataResponse")?;
             check_stat(&b.stat, z)?;
-            ensure!(
-                b.stat.version > 0 && b.stat.mzxid == z,
-                "stat after setData: {:?}",
-                b.stat
-            );
+            ensure!(b.stat.version > 0 && b.stat.mzxid == z, "stat after setData: {:?}", b.stat);
         }
         op::GET_ACL => {
             let b: GetAclResponse = d.rec("GetAclResponse")?;
@@ -871,52 +703,29 @@ fn decode_reply(d: &mut Dec, label: &str, s: &mut Session, t: &mut Tally) -> R<(
         op::SET_ACL => {
             let b: SetAclResponse = d.rec("SetAclResponse")?;
             check_stat(&b.stat, z)?;
-            ensure!(
-                b.stat.aversion > 0,
-                "setACL reply aversion {}",
-                b.stat.aversion
-            );
+            ensure!(b.stat.aversion > 0, "setACL reply aversion {}", b.stat.aversion);
         }
         op::GET_CHILDREN => {
             let b: GetChildrenResponse = d.rec("GetChildrenResponse")?;
-            ensure!(
-                b.children.iter().all(|c| !c.is_empty() && !c.contains('/')),
-                "children {:?}",
-                b.children
-            );
+            ensure!(b.children.iter().all(|c| !c.is_empty() && !c.contains('/')), "children {:?}", b.children);
         }
         op::GET_CHILDREN2 => {
             let b: GetChildren2Response = d.rec("GetChildren2Response")?;
-            ensure!(
-                b.children.iter().all(|c| !c.is_empty() && !c.contains('/')),
-                "children {:?}",
-                b.children
-            );
+            ensure!(b.children.iter().all(|c| !c.is_empty() && !c.contains('/')), "children {:?}", b.children);
             check_stat(&b.stat, z)?;
-            ensure!(
-                b.stat.num_children as usize == b.children.len(),
-                "numChildren {:?}",
-                b.stat
-            );
+            ensure!(b.stat.num_children as usize == b.children.len(), "numChildren {:?}", b.stat);
         }
         op::SYNC => {
             let b: SyncResponse = d.rec("SyncResponse")?;
-            ensure!(
-                Some(&b.path) == p.path.as_ref(),
-                "synced {} for {:?}",
-                b.path,
-                p.path
-            );
+            ensure!(Some(&b.path) == p.path.as_ref(), "synced {} for {:?}", b.path, p.path);
         }
         op::MULTI | op::MULTI_READ => decode_multi_reply(d, &p.multi_ops, z, t)?,
         op::SASL => {
             d.rec::<SetSaslResponse>("SetSaslResponse")?;
         }
-        op::GET_EPHEMERALS => check_paths(
-            &d.rec::<GetEphemeralsResponse>("GetEphemeralsResponse")?
-                .ephemerals,
-            "ephemerals",
-        )?,
+        op::GET_EPHEMERALS => {
+            check_paths(&d.rec::<GetEphemeralsResponse>("GetEphemeralsResponse")?.ephemerals, "ephemerals")?
+        }
         op::GET_ALL_CHILDREN_NUMBER => {
             let b: GetAllChildrenNumberResponse = d.rec("GetAllChildrenNumberResponse")?;
             ensure!(b.total_number >= 0, "children number {}", b.total_number);
@@ -929,14 +738,8 @@ fn decode_reply(d: &mut Dec, label: &str, s: &mut Session, t: &mut Tally) -> R<(
             let b: WhoAmIResponse = d.rec("WhoAmIResponse")?;
             ensure!(!b.client_info.is_empty(), "whoAmI with no identity");
             for c in &b.client_info {
-                ensure!(
-                    KNOWN_SCHEMES.contains(&c.auth_scheme.as_str()),
-                    "whoAmI scheme {c:?}"
-                );
-                ensure!(
-                    c.user.as_deref().is_some_and(|u| !u.is_empty()),
-                    "whoAmI {c:?}"
-                );
+                ensure!(KNOWN_SCHEMES.contains(&c.auth_scheme.as_str()), "whoAmI scheme {c:?}");
+                ensure!(c.user.as_deref().is_some_and(|u| !u.is_empty()), "whoAmI {c:?}");
             }
         }
         op::DELETE
@@ -957,34 +760,14 @@ fn decode_frame(f: &Frame, s: &mut Session, t: &mut Tally) -> R<()> {
     match (f.dir, f.label.as_str()) {
         (Dir::C2s, "connect") => {
             let c: ConnectRequest = d.rec("ConnectRequest")?;
-            ensure!(
-                c.protocol_version == 0,
-                "protocol version {}",
-                c.protocol_version
-            );
+            ensure!(c.protocol_version == 0, "protocol version {}", c.protocol_version);
             ensure!(c.last_zxid_seen >= 0, "lastZxidSeen {}", c.last_zxid_seen);
-            ensure!(
-                (1..=600_000).contains(&c.time_out),
-                "timeout {}",
-                c.time_out
-            );
-            ensure!(
-                c.session_id >= 0 && c.passwd.len() == 16,
-                "session {:x} passwd {:?}",
-                c.session_id,
-                c.passwd
-            );
-            ensure!(
-                c.session_id != 0 || c.passwd.iter().all(|&b| b == 0),
-                "new session with a password"
-            );
+            ensure!((1..=600_000).contains(&c.time_out), "timeout {}", c.time_out);
+            ensure!(c.session_id >= 0 && c.passwd.len() == 16, "session {:x} passwd {:?}", c.session_id, c.passwd);
+            ensure!(c.session_id != 0 || c.passwd.iter().all(|&b| b == 0), "new session with a password");
             // Session ids carry the time in their upper bits; the zxids of a
             // fresh test server are small: a swap of the two shows.
-            ensure!(
-                c.last_zxid_seen < 1 << 32,
-                "lastZxidSeen {:#x}",
-                c.last_zxid_seen
-            );
+            ensure!(c.last_zxid_seen < 1 << 32, "lastZxidSeen {:#x}", c.last_zxid_seen);
             if c.session_id != 0 {
                 ensure!(c.session_id >= 1 << 32, "session id {:#x}", c.session_id);
                 t.reconnects += 1;
@@ -1003,27 +786,12 @@ fn decode_frame(f: &Frame, s: &mut Session, t: &mut Tally) -> R<()> {
         }
         (Dir::S2c, "connect") => {
             let c: ConnectResponse = d.rec("ConnectResponse")?;
-            ensure!(
-                c.protocol_version == 0,
-                "protocol version {}",
-                c.protocol_version
-            );
+            ensure!(c.protocol_version == 0, "protocol version {}", c.protocol_version);
             if c.session_id == 0 {
-                ensure!(
-                    c.time_out == 0,
-                    "rejected session with timeout {}",
-                    c.time_out
-                );
+                ensure!(c.time_out == 0, "rejected session with timeout {}", c.time_out);
             } else {
-                ensure!(
-                    c.session_id > 0 && (1..=600_000).contains(&c.time_out),
-                    "session {c:?}"
-                );
-                ensure!(
-                    c.passwd.len() == 16 && c.passwd.iter().any(|&b| b != 0),
-                    "session password {:?}",
-                    c.passwd
-                );
+                ensure!(c.session_id > 0 && (1..=600_000).contains(&c.time_out), "session {c:?}");
+                ensure!(c.passwd.len() == 16 && c.passwd.iter().any(|&b| b != 0), "session password {:?}", c.passwd);
                 ensure!(c.session_id >= 1 << 32, "session id {:#x}", c.session_id);
                 ensure!(
                     s.request_session == 0 || s.request_session == c.session_id,
@@ -1045,8 +813,7 @@ fn decode_frame(f: &Frame, s: &mut Session, t: &mut Tally) -> R<()> {
         }
         (Dir::C2s, label) => {
             let o = op_of(label).ok_or_else(|| format!("unknown label {label}"))?;
-            let xid =
-                i32::from_be_bytes(f.bytes.get(..4).ok_or("short frame")?.try_into().unwrap());
+            let xid = i32::from_be_bytes(f.bytes.get(..4).ok_or("short frame")?.try_into().unwrap());
             let p = decode_request(&mut d, o, t)?;
             s.pending.insert(xid, p);
         }
@@ -1085,11 +852,7 @@ fn golden_frames_decode_and_reencode_exactly() {
     for l in labels {
         let c = t.frames.get(&(l.clone(), Dir::C2s)).copied().unwrap_or(0);
         let r = t.frames.get(&(l.clone(), Dir::S2c)).copied().unwrap_or(0);
-        let errs = t
-            .errors
-            .get(l)
-            .map(|e| format!("  error replies {e:?}"))
-            .unwrap_or_default();
+        let errs = t.errors.get(l).map(|e| format!("  error replies {e:?}")).unwrap_or_default();
         eprintln!("  {l:22} c2s {c:4}  s2c {r:4}{errs}");
     }
     eprintln!(
@@ -1097,12 +860,7 @@ fn golden_frames_decode_and_reencode_exactly() {
         t.multi_req_ops, t.multi_resp_ops, t.multi_error_results, t.events, t.reconnects
     );
 
-    assert!(
-        failures.is_empty(),
-        "{} of {total} frames failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {total} frames failed:\n{}", failures.len(), failures.join("\n"));
 
     // Coverage: the capture must not silently shrink.
     let mut missing = Vec::new();
@@ -1113,10 +871,7 @@ fn golden_frames_decode_and_reencode_exactly() {
             }
         }
     }
-    if !t
-        .frames
-        .contains_key(&("notification".to_string(), Dir::S2c))
-    {
+    if !t.frames.contains_key(&("notification".to_string(), Dir::S2c)) {
         missing.push("s2c notification".into());
     }
     for o in EXPECTED_MULTI_OPS {
@@ -1124,16 +879,7 @@ fn golden_frames_decode_and_reencode_exactly() {
             missing.push(format!("{} inside a multi request", name_of(*o)));
         }
     }
-    for o in [
-        op::CREATE,
-        op::CREATE2,
-        op::SET_DATA,
-        op::DELETE,
-        op::CHECK,
-        op::GET_DATA,
-        op::GET_CHILDREN,
-        op::ERROR,
-    ] {
+    for o in [op::CREATE, op::CREATE2, op::SET_DATA, op::DELETE, op::CHECK, op::GET_DATA, op::GET_CHILDREN, op::ERROR] {
         if !t.multi_resp_ops.contains(&o) {
             missing.push(format!("{} result inside a multi reply", name_of(o)));
         }
@@ -1179,11 +925,7 @@ fn golden_frames_decode_and_reencode_exactly() {
             missing.push(format!("frames from {file}"));
         }
     }
-    assert!(
-        missing.is_empty(),
-        "the golden captures lack: {}",
-        missing.join(", ")
-    );
+    assert!(missing.is_empty(), "the golden captures lack: {}", missing.join(", "));
 
     // The watches that scripts/capture-golden leaves set when it drops the
     // connection, each in its own list: a setWatches record whose lists were
@@ -1205,9 +947,7 @@ fn golden_frames_decode_and_reencode_exactly() {
     }
     type Pick = fn(&SetWatches2) -> &Vec<String>;
     let has = |file: &str, v2: bool, pick: Pick, path: &str| {
-        t.set_watches
-            .iter()
-            .any(|(f, is2, w)| f == file && *is2 == v2 && pick(w).iter().any(|p| p == path))
+        t.set_watches.iter().any(|(f, is2, w)| f == file && *is2 == v2 && pick(w).iter().any(|p| p == path))
     };
     let expected: &[(&str, bool, Pick, &str, &str)] = &[
         ("zkcli.frames", false, data, "data", "/zc/a"),
@@ -1217,35 +957,17 @@ fn golden_frames_decode_and_reencode_exactly() {
         ("zkcli.frames", true, exist, "exist", "/zc/future2"),
         ("zkcli.frames", true, persistent, "persistent", "/zc/cont"),
         // zkCli's addWatch defaults to PERSISTENT_RECURSIVE.
-        (
-            "zkcli.frames",
-            true,
-            recursive,
-            "persistent recursive",
-            "/zc/a",
-        ),
-        (
-            "zkcli.frames",
-            true,
-            recursive,
-            "persistent recursive",
-            "/zc",
-        ),
+        ("zkcli.frames", true, recursive, "persistent recursive", "/zc/a"),
+        ("zkcli.frames", true, recursive, "persistent recursive", "/zc"),
         ("cclient.frames", false, exist, "exist", "/cc/later"),
     ];
     // The reconfig requests that scripts/capture-golden sends, field by field.
     let rc = |file: &str, j: Option<&str>, l: Option<&str>, n: Option<&str>, v: i64| {
         t.reconfigs.iter().any(|(f, r)| {
             f == file
-                && r.joining_servers
-                    .as_deref()
-                    .map(|x| x.split('=').next().unwrap())
-                    == j
+                && r.joining_servers.as_deref().map(|x| x.split('=').next().unwrap()) == j
                 && r.leaving_servers.as_deref() == l
-                && r.new_members
-                    .as_deref()
-                    .map(|x| x.split('=').next().unwrap())
-                    == n
+                && r.new_members.as_deref().map(|x| x.split('=').next().unwrap()) == n
                 && r.cur_config_id == v
         })
     };
@@ -1283,21 +1005,9 @@ fn golden_checks_catch_corruption() {
     let run = |f: &Frame, bytes: Vec<u8>, label: &str, pending_op: Option<i32>| {
         let mut s = Session::default();
         if let Some(o) = pending_op {
-            s.pending.insert(
-                xid_of(&bytes),
-                Pending {
-                    op: o,
-                    ..Default::default()
-                },
-            );
+            s.pending.insert(xid_of(&bytes), Pending { op: o, ..Default::default() });
         }
-        let g = Frame {
-            file: f.file.clone(),
-            line: f.line,
-            dir: f.dir,
-            label: label.to_string(),
-            bytes,
-        };
+        let g = Frame { file: f.file.clone(), line: f.line, dir: f.dir, label: label.to_string(), bytes };
         decode_frame(&g, &mut s, &mut Tally::default())
     };
 
@@ -1308,16 +1018,10 @@ fn golden_checks_catch_corruption() {
             f.dir == Dir::S2c
                 && f.label == "getData"
                 && ReplyHeader::from_bytes(&f.bytes).unwrap().err == 0
-                && GetDataResponse::from_bytes(&f.bytes[16..])
-                    .unwrap()
-                    .data
-                    .is_some_and(|d| !d.is_empty())
+                && GetDataResponse::from_bytes(&f.bytes[16..]).unwrap().data.is_some_and(|d| !d.is_empty())
         })
         .expect("a successful getData reply with data");
-    assert_eq!(
-        run(f, f.bytes.clone(), "getData", Some(op::GET_DATA)),
-        Ok(())
-    );
+    assert_eq!(run(f, f.bytes.clone(), "getData", Some(op::GET_DATA)), Ok(()));
 
     // Its stat's dataLength off by one: same length, same layout, wrong value.
     let mut body = GetDataResponse::from_bytes(&f.bytes[16..]).unwrap();
@@ -1325,42 +1029,24 @@ fn golden_checks_catch_corruption() {
     let mut bad = f.bytes[..16].to_vec();
     body.write_to(&mut bad);
     assert_eq!(bad.len(), f.bytes.len());
-    assert!(
-        run(f, bad, "getData", Some(op::GET_DATA)).is_err(),
-        "a wrong dataLength went unnoticed"
-    );
+    assert!(run(f, bad, "getData", Some(op::GET_DATA)).is_err(), "a wrong dataLength went unnoticed");
 
     // Its stat's mzxid beyond the zxid of the reply header.
     let mut body = GetDataResponse::from_bytes(&f.bytes[16..]).unwrap();
     body.stat.mzxid = i64::MAX / 2;
     let mut bad = f.bytes[..16].to_vec();
     body.write_to(&mut bad);
-    assert!(
-        run(f, bad, "getData", Some(op::GET_DATA)).is_err(),
-        "a wrong mzxid went unnoticed"
-    );
+    assert!(run(f, bad, "getData", Some(op::GET_DATA)).is_err(), "a wrong mzxid went unnoticed");
 
     // One byte too many.
     let mut longer = f.bytes.clone();
     longer.push(0);
-    assert!(
-        run(f, longer, "getData", Some(op::GET_DATA)).is_err(),
-        "a trailing byte went unnoticed"
-    );
+    assert!(run(f, longer, "getData", Some(op::GET_DATA)).is_err(), "a trailing byte went unnoticed");
 
     // Decoded as the answer to another request.
-    assert!(
-        run(f, f.bytes.clone(), "exists", Some(op::EXISTS)).is_err(),
-        "a getData reply passed as exists"
-    );
+    assert!(run(f, f.bytes.clone(), "exists", Some(op::EXISTS)).is_err(), "a getData reply passed as exists");
 
     // A request labelled with another opcode.
-    let f = frames
-        .iter()
-        .find(|f| f.dir == Dir::C2s && f.label == "getData")
-        .unwrap();
-    assert!(
-        run(f, f.bytes.clone(), "exists", None).is_err(),
-        "a getData request passed as exists"
-    );
+    let f = frames.iter().find(|f| f.dir == Dir::C2s && f.label == "getData").unwrap();
+    assert!(run(f, f.bytes.clone(), "exists", None).is_err(), "a getData request passed as exists");
 }

@@ -13,15 +13,11 @@ use std::fmt::Write;
 
 /// The version we report: the ZooKeeper release whose protocol we speak,
 /// then our own version, so `zookeeper.version=3.9.x` parsers work.
-pub const VERSION: &str = concat!(
-    "3.9.3-ferrokeeper-",
-    env!("CARGO_PKG_VERSION"),
-    ", built on 2026-11-22 00:00 UTC"
-);
+pub const VERSION: &str = concat!("3.9.3-ferrokeeper-", env!("CARGO_PKG_VERSION"), ", built on 2026-11-22 00:00 UTC");
 
 const WORDS: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
-    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat", "wchc", "wchp",
+    "wchs", "mntr", "isro", "hash",
 ];
 
 /// The command, when the first four bytes of a connection are one.
@@ -69,20 +65,14 @@ fn connections(core: &Core, out: &mut String) {
     let mut conns: Vec<_> = core.conns.values().collect();
     conns.sort_by_key(|c| c.handle.id);
     for c in conns {
-        let _ = writeln!(
-            out,
-            " /{}[1](queued=0,recved={},sent={})",
-            c.handle.addr, c.received, c.sent
-        );
+        let _ = writeln!(out, " /{}[1](queued=0,recved={},sent={})", c.handle.addr, c.received, c.sent);
     }
 }
 
 fn env_lines(core: &Core, out: &mut String) {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cwd = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let home = std::env::var("HOME").unwrap_or_default();
     let _ = writeln!(out, "zookeeper.version={VERSION}");
@@ -95,15 +85,7 @@ fn env_lines(core: &Core, out: &mut String) {
     let _ = writeln!(out, "java.io.tmpdir={}", std::env::temp_dir().display());
     let _ = writeln!(out, "java.compiler=<NA>");
     let _ = writeln!(out, "os.name=Linux");
-    let _ = writeln!(
-        out,
-        "os.arch={}",
-        if cfg!(target_arch = "x86_64") {
-            "amd64"
-        } else {
-            std::env::consts::ARCH
-        }
-    );
+    let _ = writeln!(out, "os.arch={}", if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH });
     let _ = writeln!(out, "os.version={}", os_version.trim());
     let _ = writeln!(out, "user.name={user}");
     let _ = writeln!(out, "user.home={home}");
@@ -118,19 +100,13 @@ fn env_lines(core: &Core, out: &mut String) {
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
 
 fn max_fds() -> u64 {
@@ -213,27 +189,11 @@ pub fn four_letter(core: &mut Core, cmd: &str) -> String {
             };
             kv(&mut out, "version", VERSION.to_string());
             kv(&mut out, "server_state", "standalone".into());
-            kv(
-                &mut out,
-                "ephemerals_count",
-                core.tree.ephemeral_count().to_string(),
-            );
-            kv(
-                &mut out,
-                "num_alive_connections",
-                core.conns.len().to_string(),
-            );
+            kv(&mut out, "ephemerals_count", core.tree.ephemeral_count().to_string());
+            kv(&mut out, "num_alive_connections", core.conns.len().to_string());
             kv(&mut out, "avg_latency", java_double(avg_latency(core)));
-            kv(
-                &mut out,
-                "outstanding_requests",
-                core.gate.queued().to_string(),
-            );
-            kv(
-                &mut out,
-                "znode_count",
-                core.tree.node_count_reported().to_string(),
-            );
+            kv(&mut out, "outstanding_requests", core.gate.queued().to_string());
+            kv(&mut out, "znode_count", core.tree.node_count_reported().to_string());
             kv(&mut out, "global_sessions", core.sessions.len().to_string());
             kv(&mut out, "packets_sent", s.packets_sent.to_string());
             kv(&mut out, "packets_received", s.packets_received.to_string());
@@ -242,22 +202,10 @@ pub fn four_letter(core: &mut Core, cmd: &str) -> String {
             kv(&mut out, "min_latency", s.min_latency_ms.to_string());
             kv(&mut out, "max_latency", s.max_latency_ms.to_string());
             kv(&mut out, "max_file_descriptor_count", max_fds().to_string());
-            kv(
-                &mut out,
-                "open_file_descriptor_count",
-                open_fds().to_string(),
-            );
-            kv(
-                &mut out,
-                "approximate_data_size",
-                core.tree.approximate_data_size().to_string(),
-            );
+            kv(&mut out, "open_file_descriptor_count", open_fds().to_string());
+            kv(&mut out, "approximate_data_size", core.tree.approximate_data_size().to_string());
             kv(&mut out, "local_sessions", "0".into());
-            kv(
-                &mut out,
-                "uptime",
-                core.started.elapsed().as_millis().to_string(),
-            );
+            kv(&mut out, "uptime", core.started.elapsed().as_millis().to_string());
         }
         // Reported but not yet implemented words answer like a server with
         // nothing to report; the full set is tracked in the operations issue.

@@ -34,10 +34,7 @@ impl Decoder for FrameCodec {
         }
         let len = i32::from_be_bytes([src[0], src[1], src[2], src[3]]);
         if len < 0 || len as usize > self.max {
-            return Err(FrameError::Length {
-                len: len as i64,
-                max: self.max,
-            });
+            return Err(FrameError::Length { len: len as i64, max: self.max });
         }
         let len = len as usize;
         if src.len() < 4 + len {

@@ -23,12 +23,7 @@ struct CountGuard(Arc<Shared>, IpAddr);
 
 impl Drop for CountGuard {
     fn drop(&mut self) {
-        let mut m = self
-            .0
-            .conn_counts
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut m = self.0.conn_counts.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = m.get_mut(&self.1) {
             *n -= 1;
             if *n == 0 {
@@ -52,11 +47,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let ip = addr.ip();
         {
             let max = shared.cfg.max_client_cnxns;
-            let mut m = shared
-                .conn_counts
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut m = shared.conn_counts.0.lock().unwrap_or_else(|e| e.into_inner());
             let n = m.entry(ip).or_insert(0);
             if max > 0 && *n >= max {
                 tracing::warn!("Too many connections from {ip} - max is {max}");
@@ -65,9 +56,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             *n += 1;
         }
         let guard = CountGuard(shared.clone(), ip);
-        let conn_id = shared
-            .next_conn_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let conn_id = shared.next_conn_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shared = shared.clone();
         tokio::spawn(async move {
             let _guard = guard;

@@ -27,9 +27,7 @@ pub struct SessionGate<R> {
 
 impl<R> Default for SessionGate<R> {
     fn default() -> Self {
-        SessionGate {
-            queues: HashMap::new(),
-        }
+        SessionGate { queues: HashMap::new() }
     }
 }
 
@@ -48,10 +46,7 @@ impl<R> SessionGate<R> {
 
     /// A write of the session was proposed.
     pub fn write(&mut self, session_id: i64) {
-        self.queues
-            .entry(session_id)
-            .or_default()
-            .push_back(Slot::Write);
+        self.queues.entry(session_id).or_default().push_back(Slot::Write);
     }
 
     /// The session's oldest in-flight write committed: returns the reads
@@ -84,11 +79,7 @@ impl<R> SessionGate<R> {
     pub fn drop_session(&mut self, session_id: i64) -> Vec<R> {
         self.queues
             .remove(&session_id)
-            .map(|q| {
-                q.into_iter()
-                    .filter_map(|s| if let Slot::Read(r) = s { Some(r) } else { None })
-                    .collect()
-            })
+            .map(|q| q.into_iter().filter_map(|s| if let Slot::Read(r) = s { Some(r) } else { None }).collect())
             .unwrap_or_default()
     }
 
@@ -107,11 +98,7 @@ mod tests {
         assert_eq!(g.read(1, "r0"), Some("r0"));
         g.write(1);
         assert_eq!(g.read(1, "r1"), None);
-        assert_eq!(
-            g.read(2, "other"),
-            Some("other"),
-            "other sessions are not held"
-        );
+        assert_eq!(g.read(2, "other"), Some("other"), "other sessions are not held");
         g.write(1);
         assert_eq!(g.read(1, "r2"), None);
         assert_eq!(g.committed(1), vec!["r1"]);

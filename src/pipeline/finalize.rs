@@ -44,35 +44,14 @@ fn reply<T: Jute>(xid: i32, zxid: i64, body: &T) -> Vec<u8> {
 
 pub fn notification_frame(event_type: i32, path: &str, zxid: i64) -> Vec<u8> {
     frame_with(|b| {
-        ReplyHeader {
-            xid: xid::NOTIFICATION,
-            zxid,
-            err: 0,
-        }
-        .write_to(b);
-        WatcherEvent {
-            event_type,
-            state: keeper_state::SYNC_CONNECTED,
-            path: path.to_owned(),
-        }
-        .write_to(b);
+        ReplyHeader { xid: xid::NOTIFICATION, zxid, err: 0 }.write_to(b);
+        WatcherEvent { event_type, state: keeper_state::SYNC_CONNECTED, path: path.to_owned() }.write_to(b);
     })
 }
 
-pub fn connect_response_frame(
-    timeout_ms: i32,
-    session_id: i64,
-    passwd: &[u8],
-    read_only_byte: bool,
-) -> Vec<u8> {
+pub fn connect_response_frame(timeout_ms: i32, session_id: i64, passwd: &[u8], read_only_byte: bool) -> Vec<u8> {
     frame_with(|b| {
-        ConnectResponse {
-            protocol_version: 0,
-            time_out: timeout_ms,
-            session_id,
-            passwd: passwd.to_vec(),
-        }
-        .write_to(b);
+        ConnectResponse { protocol_version: 0, time_out: timeout_ms, session_id, passwd: passwd.to_vec() }.write_to(b);
         if read_only_byte {
             false.write_to(b);
         }
@@ -87,22 +66,13 @@ fn encode_multi_results(results: &[MultiResult], b: &mut Vec<u8>) {
             other => other,
         };
         let err = if opcode == op::ERROR { r.err } else { 0 };
-        MultiHeader {
-            op: opcode,
-            done: false,
-            err,
-        }
-        .write_to(b);
+        MultiHeader { op: opcode, done: false, err }.write_to(b);
         match &r.result {
             WriteResult::Created { path, stat } => {
                 if r.opcode == op::CREATE {
                     CreateResponse { path: path.clone() }.write_to(b);
                 } else {
-                    Create2Response {
-                        path: path.clone(),
-                        stat: stat.clone(),
-                    }
-                    .write_to(b);
+                    Create2Response { path: path.clone(), stat: stat.clone() }.write_to(b);
                 }
             }
             WriteResult::DataSet(stat) => SetDataResponse { stat: stat.clone() }.write_to(b),
@@ -110,54 +80,29 @@ fn encode_multi_results(results: &[MultiResult], b: &mut Vec<u8>) {
             _ => {}
         }
     }
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write_to(b);
+    MultiHeader { op: -1, done: true, err: -1 }.write_to(b);
 }
 
 impl Core {
     pub(super) fn on_committed(&mut self, c: Committed) {
         let zxid = c.zxid;
         let p = c.proposal;
-        let ctx = TxnContext {
-            session_id: p.session_id,
-            zxid,
-            time_ms: p.time_ms,
-            auth: &p.auth,
-        };
+        let ctx = TxnContext { session_id: p.session_id, zxid, time_ms: p.time_ms, auth: &p.auth };
         let applied = self.tree.apply(&ctx, &p.op);
         // Watch events first: a client must see the event before any reply
         // that shows the change, its own included.
         self.notify(&applied.triggers, zxid);
-        let waiter = if p.local_ref != 0 {
-            self.waiters.remove(&p.local_ref)
-        } else {
-            None
-        };
+        let waiter = if p.local_ref != 0 { self.waiters.remove(&p.local_ref) } else { None };
         match (&p.op, waiter) {
             (
                 WriteOp::CreateSession { timeout_ms },
-                Some(Waiter::Connect {
-                    conn_id,
-                    timeout_ms: t,
-                    read_only_byte,
-                    done,
-                }),
+                Some(Waiter::Connect { conn_id, timeout_ms: t, read_only_byte, done }),
             ) => {
                 debug_assert_eq!(*timeout_ms, t);
                 let sid = p.session_id;
                 let live = self.conns.contains_key(&conn_id);
-                self.sessions.insert(
-                    sid,
-                    super::SessionInfo {
-                        timeout_ms: t,
-                        conn: live.then_some(conn_id),
-                        closing: false,
-                    },
-                );
+                self.sessions
+                    .insert(sid, super::SessionInfo { timeout_ms: t, conn: live.then_some(conn_id), closing: false });
                 let now = self.now_ms();
                 self.tracker.touch(sid, t as u64, now);
                 if live {
@@ -169,14 +114,8 @@ impl Core {
             (WriteOp::CreateSession { timeout_ms }, _) => {
                 // Created elsewhere (a replica) or the connection is gone.
                 let now = self.now_ms();
-                self.sessions.insert(
-                    p.session_id,
-                    super::SessionInfo {
-                        timeout_ms: *timeout_ms,
-                        conn: None,
-                        closing: false,
-                    },
-                );
+                self.sessions
+                    .insert(p.session_id, super::SessionInfo { timeout_ms: *timeout_ms, conn: None, closing: false });
                 self.tracker.touch(p.session_id, *timeout_ms as u64, now);
             }
             (WriteOp::CloseSession, waiter) => {
@@ -184,15 +123,8 @@ impl Core {
                 self.tracker.remove(sid);
                 let conn = self.sessions.remove(&sid).and_then(|s| s.conn);
                 self.gate.drop_session(sid);
-                if let Some(Waiter::Request {
-                    conn_id,
-                    xid,
-                    received,
-                    ..
-                }) = waiter
-                {
-                    self.stats
-                        .record_latency(received.elapsed().as_millis() as u64);
+                if let Some(Waiter::Request { conn_id, xid, received, .. }) = waiter {
+                    self.stats.record_latency(received.elapsed().as_millis() as u64);
                     self.send(conn_id, reply_frame(xid, zxid, 0));
                     self.close_after_flush(conn_id);
                 } else if let Some(conn_id) = conn {
@@ -200,18 +132,8 @@ impl Core {
                     self.close_after_flush(conn_id);
                 }
             }
-            (
-                _,
-                Some(Waiter::Request {
-                    conn_id,
-                    xid,
-                    opcode,
-                    permit,
-                    received,
-                }),
-            ) => {
-                self.stats
-                    .record_latency(received.elapsed().as_millis() as u64);
+            (_, Some(Waiter::Request { conn_id, xid, opcode, permit, received })) => {
+                self.stats.record_latency(received.elapsed().as_millis() as u64);
                 let frame = write_reply(xid, zxid, opcode, &applied.result);
                 self.send(conn_id, frame);
                 drop(permit);
@@ -228,9 +150,10 @@ impl Core {
             for (conn, etype, path) in self.watches.fire(t) {
                 // A watcher that may not read the node is not told (the
                 // one-shot watch is spent all the same, as in ZooKeeper).
-                let allowed = self.conns.get(&conn).is_some_and(|c| {
-                    acl::check_acl(&t.acl, perms::READ, &c.auth, self.cfg.skip_acl)
-                });
+                let allowed = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| acl::check_acl(&t.acl, perms::READ, &c.auth, self.cfg.skip_acl));
                 if allowed {
                     self.send(conn, notification_frame(etype, &path, zxid));
                 }
@@ -253,6 +176,7 @@ impl Core {
         let err_frame = |code: i32| reply_frame(xid, zxid, code);
         let mut close_after = false;
         let frame = match r.read {
+            Read::MultiError(code) => multi_error_frame(xid, zxid, code),
             Read::Error(code) => err_frame(code),
             Read::Ping => reply_frame(xid, zxid, 0),
             Read::AuthResult { ok } => {
@@ -291,10 +215,7 @@ impl Core {
                 None => err_frame(err::NO_NODE),
                 Some(n) if !can(&n.acl, perms::READ) => err_frame(err::NO_AUTH),
                 Some(n) => {
-                    let body = GetDataResponse {
-                        data: n.data.clone(),
-                        stat: self.tree.stat_of(n),
-                    };
+                    let body = GetDataResponse { data: n.data.clone(), stat: self.tree.stat_of(n) };
                     if watch {
                         self.watches.add(conn, &path, WatchKind::Data);
                     }
@@ -305,26 +226,11 @@ impl Core {
                 None => err_frame(err::NO_NODE),
                 Some(n) if !can(&n.acl, perms::READ | perms::ADMIN) => err_frame(err::NO_AUTH),
                 Some(n) => {
-                    let acl = if can(&n.acl, perms::ADMIN) {
-                        n.acl.to_vec()
-                    } else {
-                        acl::mask_digests(&n.acl)
-                    };
-                    reply(
-                        xid,
-                        zxid,
-                        &GetAclResponse {
-                            acl,
-                            stat: self.tree.stat_of(n),
-                        },
-                    )
+                    let acl = if can(&n.acl, perms::ADMIN) { n.acl.to_vec() } else { acl::mask_digests(&n.acl) };
+                    reply(xid, zxid, &GetAclResponse { acl, stat: self.tree.stat_of(n) })
                 }
             },
-            Read::GetChildren {
-                path,
-                watch,
-                with_stat,
-            } => match self.tree.get(&path) {
+            Read::GetChildren { path, watch, with_stat } => match self.tree.get(&path) {
                 None => err_frame(err::NO_NODE),
                 Some(n) if !can(&n.acl, perms::READ) => err_frame(err::NO_AUTH),
                 Some(n) => {
@@ -358,7 +264,10 @@ impl Core {
                 };
                 reply(xid, zxid, &GetEphemeralsResponse { ephemerals })
             }
-            Read::Sync { path } => reply(xid, zxid, &SyncResponse { path }),
+            Read::Sync { path } => frame_with(|b| {
+                ReplyHeader { xid, zxid, err: 0 }.write_to(b);
+                path.write_to(b);
+            }),
             Read::SetWatches(w) => {
                 self.set_watches(conn, &w);
                 reply_frame(xid, zxid, 0)
@@ -373,98 +282,53 @@ impl Core {
                 reply(xid, zxid, &ErrorResponse { err: 0 })
             }
             Read::CheckWatches { path, watcher_type } => {
-                let code = if self.watches.contains(conn, &path, watcher_type) {
-                    0
-                } else {
-                    err::NO_WATCHER
-                };
+                let code = if self.watches.contains(conn, &path, watcher_type) { 0 } else { err::NO_WATCHER };
                 err_frame(code)
             }
             Read::RemoveWatches { path, watcher_type } => {
-                let code = if self.watches.remove(conn, &path, watcher_type) {
-                    0
-                } else {
-                    err::NO_WATCHER
-                };
+                let code = if self.watches.remove(conn, &path, watcher_type) { 0 } else { err::NO_WATCHER };
                 err_frame(code)
             }
             Read::WhoAmI => {
                 let client_info = r
                     .auth
                     .iter()
-                    .map(|id| ClientInfo {
-                        auth_scheme: id.scheme.clone(),
-                        user: acl::user_name(id),
-                    })
+                    .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: acl::user_name(id) })
                     .collect();
                 reply(xid, zxid, &WhoAmIResponse { client_info })
             }
             Read::MultiRead(ops) => {
                 let mut body = Vec::new();
                 for o in ops {
-                    let (path, watch, is_data) = match o {
-                        MultiReadOp::GetData { path, watch } => (path, watch, true),
-                        MultiReadOp::GetChildren { path, watch } => (path, watch, false),
+                    let (path, is_data) = match o {
+                        MultiReadOp::GetData { path } => (path, true),
+                        MultiReadOp::GetChildren { path } => (path, false),
                     };
                     let fail = |b: &mut Vec<u8>, e: i32| {
-                        MultiHeader {
-                            op: op::ERROR,
-                            done: false,
-                            err: e,
-                        }
-                        .write_to(b);
+                        MultiHeader { op: op::ERROR, done: false, err: e }.write_to(b);
                         ErrorResponse { err: e }.write_to(b);
                     };
                     match self.tree.get(&path) {
                         None => fail(&mut body, err::NO_NODE),
                         Some(n) if !can(&n.acl, perms::READ) => fail(&mut body, err::NO_AUTH),
                         Some(n) if is_data => {
-                            MultiHeader {
-                                op: op::GET_DATA,
-                                done: false,
-                                err: 0,
-                            }
-                            .write_to(&mut body);
-                            GetDataResponse {
-                                data: n.data.clone(),
-                                stat: self.tree.stat_of(n),
-                            }
-                            .write_to(&mut body);
-                            if watch {
-                                self.watches.add(conn, &path, WatchKind::Data);
-                            }
+                            MultiHeader { op: op::GET_DATA, done: false, err: 0 }.write_to(&mut body);
+                            GetDataResponse { data: n.data.clone(), stat: self.tree.stat_of(n) }.write_to(&mut body);
                         }
                         Some(n) => {
-                            MultiHeader {
-                                op: op::GET_CHILDREN,
-                                done: false,
-                                err: 0,
-                            }
-                            .write_to(&mut body);
-                            GetChildrenResponse {
-                                children: n.children.iter().cloned().collect(),
-                            }
-                            .write_to(&mut body);
-                            if watch {
-                                self.watches.add(conn, &path, WatchKind::Child);
-                            }
+                            MultiHeader { op: op::GET_CHILDREN, done: false, err: 0 }.write_to(&mut body);
+                            GetChildrenResponse { children: n.children.iter().cloned().collect() }.write_to(&mut body);
                         }
                     }
                 }
-                MultiHeader {
-                    op: -1,
-                    done: true,
-                    err: -1,
-                }
-                .write_to(&mut body);
+                MultiHeader { op: -1, done: true, err: -1 }.write_to(&mut body);
                 frame_with(|b| {
                     ReplyHeader { xid, zxid, err: 0 }.write_to(b);
                     b.extend_from_slice(&body);
                 })
             }
         };
-        self.stats
-            .record_latency(r.received.elapsed().as_millis() as u64);
+        self.stats.record_latency(r.received.elapsed().as_millis() as u64);
         self.send(conn, frame);
         drop(r.permit);
         if close_after {
@@ -479,9 +343,7 @@ impl Core {
         for path in &w.data_watches {
             match self.tree.get(path) {
                 None => self.send_event_now(conn, NODE_DELETED, path),
-                Some(n) if n.stat.mzxid > w.relative_zxid => {
-                    self.send_event_now(conn, NODE_DATA_CHANGED, path)
-                }
+                Some(n) if n.stat.mzxid > w.relative_zxid => self.send_event_now(conn, NODE_DATA_CHANGED, path),
                 Some(_) => self.watches.add(conn, path, WatchKind::Data),
             }
         }
@@ -495,9 +357,7 @@ impl Core {
         for path in &w.child_watches {
             match self.tree.get(path) {
                 None => self.send_event_now(conn, NODE_DELETED, path),
-                Some(n) if n.stat.pzxid > w.relative_zxid => {
-                    self.send_event_now(conn, NODE_CHILDREN_CHANGED, path)
-                }
+                Some(n) if n.stat.pzxid > w.relative_zxid => self.send_event_now(conn, NODE_CHILDREN_CHANGED, path),
                 Some(_) => self.watches.add(conn, path, WatchKind::Child),
             }
         }
@@ -510,6 +370,15 @@ impl Core {
     }
 }
 
+/// A failed multi or multiRead: ZooKeeper follows the error header with an
+/// empty result list (just the end marker).
+fn multi_error_frame(xid: i32, zxid: i64, code: i32) -> Vec<u8> {
+    frame_with(|b| {
+        ReplyHeader { xid, zxid, err: code }.write_to(b);
+        MultiHeader { op: -1, done: true, err: -1 }.write_to(b);
+    })
+}
+
 /// The reply to a client write, from its result.
 fn write_reply(xid: i32, zxid: i64, opcode: i32, result: &WriteResult) -> Vec<u8> {
     match result {
@@ -518,14 +387,7 @@ fn write_reply(xid: i32, zxid: i64, opcode: i32, result: &WriteResult) -> Vec<u8
             if opcode == op::CREATE {
                 reply(xid, zxid, &CreateResponse { path: path.clone() })
             } else {
-                reply(
-                    xid,
-                    zxid,
-                    &Create2Response {
-                        path: path.clone(),
-                        stat: stat.clone(),
-                    },
-                )
+                reply(xid, zxid, &Create2Response { path: path.clone(), stat: stat.clone() })
             }
         }
         WriteResult::DataSet(stat) => reply(xid, zxid, &SetDataResponse { stat: stat.clone() }),
@@ -534,9 +396,8 @@ fn write_reply(xid: i32, zxid: i64, opcode: i32, result: &WriteResult) -> Vec<u8
             ReplyHeader { xid, zxid, err: 0 }.write_to(b);
             encode_multi_results(results, b);
         }),
-        WriteResult::Deleted
-        | WriteResult::Checked
-        | WriteResult::SessionCreated
-        | WriteResult::SessionClosed(_) => reply_frame(xid, zxid, 0),
+        WriteResult::Deleted | WriteResult::Checked | WriteResult::SessionCreated | WriteResult::SessionClosed(_) => {
+            reply_frame(xid, zxid, 0)
+        }
     }
 }

@@ -123,19 +123,8 @@ pub struct PendingRead {
 /// Who waits for a proposal's commit on this server.
 #[derive(Debug)]
 pub enum Waiter {
-    Request {
-        conn_id: ConnId,
-        xid: i32,
-        opcode: i32,
-        permit: Option<OwnedSemaphorePermit>,
-        received: Instant,
-    },
-    Connect {
-        conn_id: ConnId,
-        timeout_ms: i32,
-        read_only_byte: bool,
-        done: oneshot::Sender<ConnectOutcome>,
-    },
+    Request { conn_id: ConnId, xid: i32, opcode: i32, permit: Option<OwnedSemaphorePermit>, received: Instant },
+    Connect { conn_id: ConnId, timeout_ms: i32, read_only_byte: bool, done: oneshot::Sender<ConnectOutcome> },
 }
 
 #[derive(Debug)]
@@ -179,18 +168,12 @@ impl ServerStats {
         self.latency_count += 1;
     }
     pub fn reset(&mut self) {
-        *self = ServerStats {
-            auth_failed: self.auth_failed,
-            ..Default::default()
-        };
+        *self = ServerStats { auth_failed: self.auth_failed, ..Default::default() };
     }
 }
 
 pub fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The core: owner of the tree, sessions, watches and the propose seam.
@@ -225,8 +208,7 @@ impl Core {
         let propose = Box::new(LocalPropose::new(tree.last_zxid(), tx));
         // ZooKeeper's initializeNextSessionId: time in the low bytes, the
         // server id in the high byte.
-        let next_session_id =
-            ((((wall_clock_ms() as u64) << 24) >> 8) as i64) | (cfg.server_id << 56);
+        let next_session_id = ((((wall_clock_ms() as u64) << 24) >> 8) as i64) | (cfg.server_id << 56);
         let core = Core {
             tracker: SessionTracker::new(cfg.tick_time_ms),
             cfg,
@@ -251,16 +233,11 @@ impl Core {
     }
 
     /// Runs the core until every sender of `inbox` is gone.
-    pub async fn run(
-        mut self,
-        mut inbox: mpsc::Receiver<CoreMsg>,
-        mut committed: mpsc::Receiver<Committed>,
-    ) {
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<CoreMsg>, mut committed: mpsc::Receiver<Committed>) {
         let tick = Duration::from_millis((self.cfg.tick_time_ms / 2).max(10));
         let mut expiry = tokio::time::interval(tick);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reaper =
-            tokio::time::interval(Duration::from_millis(self.cfg.container_check_interval_ms));
+        let mut reaper = tokio::time::interval(Duration::from_millis(self.cfg.container_check_interval_ms));
         reaper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reaper.tick().await;
         loop {
@@ -286,12 +263,9 @@ impl Core {
 
     fn on_message(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Connect {
-                conn,
-                request,
-                read_only_byte,
-                done,
-            } => self.on_connect(conn, request, read_only_byte, done),
+            CoreMsg::Connect { conn, request, read_only_byte, done } => {
+                self.on_connect(conn, request, read_only_byte, done)
+            }
             CoreMsg::Request(r) => self.on_request(r),
             CoreMsg::Disconnected { conn_id } => self.on_disconnect(conn_id),
             CoreMsg::FourLetter { cmd, reply } => {
@@ -316,19 +290,8 @@ impl Core {
         op: WriteOp,
         waiter: Option<Waiter>,
     ) {
-        let local_ref = if waiter.is_some() {
-            self.alloc_ref()
-        } else {
-            0
-        };
-        let p = Proposal {
-            session_id,
-            cxid,
-            time_ms,
-            auth,
-            op,
-            local_ref,
-        };
+        let local_ref = if waiter.is_some() { self.alloc_ref() } else { 0 };
+        let p = Proposal { session_id, cxid, time_ms, auth, op, local_ref };
         match self.propose.propose(p) {
             Ok(()) => {
                 if let Some(w) = waiter {
@@ -338,11 +301,7 @@ impl Core {
             Err(e) => {
                 tracing::warn!(error = %e, "proposal refused");
                 if let Some(Waiter::Request { conn_id, xid, .. }) = waiter {
-                    let frame = finalize::reply_frame(
-                        xid,
-                        self.tree.last_zxid(),
-                        jute::proto::err::SYSTEM_ERROR,
-                    );
+                    let frame = finalize::reply_frame(xid, self.tree.last_zxid(), jute::proto::err::SYSTEM_ERROR);
                     self.send(conn_id, frame);
                 }
             }
@@ -386,12 +345,7 @@ impl Core {
             if let Some(c) = self.conns.get_mut(&conn_id) {
                 c.session_id = session_id;
             }
-            let waiter = Waiter::Connect {
-                conn_id,
-                timeout_ms,
-                read_only_byte,
-                done,
-            };
+            let waiter = Waiter::Connect { conn_id, timeout_ms, read_only_byte, done };
             self.submit(
                 session_id,
                 0,
@@ -406,14 +360,8 @@ impl Core {
         let valid = self.sessions.get(&sid).is_some_and(|s| !s.closing)
             && req.passwd == crate::session::tracker::session_password(sid);
         if !valid {
-            tracing::info!(
-                session = format_args!("0x{sid:x}"),
-                "invalid session or password; refusing reconnect"
-            );
-            self.send(
-                conn_id,
-                finalize::connect_response_frame(0, 0, &[0u8; 16], read_only_byte),
-            );
+            tracing::info!(session = format_args!("0x{sid:x}"), "invalid session or password; refusing reconnect");
+            self.send(conn_id, finalize::connect_response_frame(0, 0, &[0u8; 16], read_only_byte));
             self.close_after_flush(conn_id);
             let _ = done.send(ConnectOutcome::Refused);
             return;
@@ -449,16 +397,9 @@ impl Core {
                 c.auth = r.auth.clone();
             }
         }
-        let session_ok = self
-            .sessions
-            .get(&r.session_id)
-            .is_some_and(|s| !s.closing && s.conn == Some(r.conn_id));
+        let session_ok = self.sessions.get(&r.session_id).is_some_and(|s| !s.closing && s.conn == Some(r.conn_id));
         if !session_ok {
-            let frame = finalize::reply_frame(
-                r.xid,
-                self.tree.last_zxid(),
-                jute::proto::err::SESSION_EXPIRED,
-            );
+            let frame = finalize::reply_frame(r.xid, self.tree.last_zxid(), jute::proto::err::SESSION_EXPIRED);
             self.send(r.conn_id, frame);
             return;
         }
@@ -559,39 +500,19 @@ impl Core {
             }
             s.closing = true;
             let timeout = s.timeout_ms;
-            tracing::debug!(
-                session = format_args!("0x{sid:x}"),
-                timeout_ms = timeout,
-                "session expired"
-            );
+            tracing::debug!(session = format_args!("0x{sid:x}"), timeout_ms = timeout, "session expired");
             self.gate.write(sid);
-            self.submit(
-                sid,
-                0,
-                wall_clock_ms(),
-                Arc::new(vec![]),
-                WriteOp::CloseSession,
-                None,
-            );
+            self.submit(sid, 0, wall_clock_ms(), Arc::new(vec![]), WriteOp::CloseSession, None);
         }
     }
 
     fn reap_containers(&mut self) {
-        let per_interval = (self.cfg.container_max_per_minute as u64
-            * self.cfg.container_check_interval_ms
-            / 60_000)
-            .max(1);
+        let per_interval =
+            (self.cfg.container_max_per_minute as u64 * self.cfg.container_check_interval_ms / 60_000).max(1);
         let now = wall_clock_ms();
         for path in self.tree.reap_candidates(now, per_interval as usize) {
             tracing::debug!(%path, "reaping container or expired TTL node");
-            self.submit(
-                0,
-                0,
-                now,
-                Arc::new(vec![]),
-                WriteOp::DeleteContainer { path },
-                None,
-            );
+            self.submit(0, 0, now, Arc::new(vec![]), WriteOp::DeleteContainer { path }, None);
         }
     }
 }

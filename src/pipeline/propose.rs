@@ -62,22 +62,17 @@ pub struct LocalPropose {
 
 impl LocalPropose {
     pub fn new(last_zxid: i64, committed: mpsc::Sender<Committed>) -> Self {
-        LocalPropose {
-            next_zxid: last_zxid + 1,
-            committed,
-        }
+        LocalPropose { next_zxid: last_zxid + 1, committed }
     }
 }
 
 impl Propose for LocalPropose {
     fn propose(&mut self, proposal: Proposal) -> Result<(), ProposeError> {
         let zxid = self.next_zxid;
-        self.committed
-            .try_send(Committed { zxid, proposal })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => ProposeError::Full,
-                mpsc::error::TrySendError::Closed(_) => ProposeError::Closed,
-            })?;
+        self.committed.try_send(Committed { zxid, proposal }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ProposeError::Full,
+            mpsc::error::TrySendError::Closed(_) => ProposeError::Closed,
+        })?;
         self.next_zxid += 1;
         Ok(())
     }

@@ -16,9 +16,7 @@
 
 use crate::net::codec::{FrameCodec, FrameError};
 use crate::pipeline::prep::{self, PrepConfig, Prepped, Read};
-use crate::pipeline::{
-    wall_clock_ms, ClientRequest, ConnHandle, ConnectOutcome, CoreMsg, Outbound,
-};
+use crate::pipeline::{wall_clock_ms, ClientRequest, ConnHandle, ConnectOutcome, CoreMsg, Outbound};
 use crate::tree::acl::generate_digest;
 use crate::tree::watches::ConnId;
 use crate::Shared;
@@ -77,6 +75,13 @@ async fn serve_inner(
         return answer_four_letter(cmd, wr, shared).await;
     }
 
+    // Check the first length now: FramedRead would wait for more bytes
+    // before looking at what we already read. ZooKeeper closes a connection
+    // whose first packet is empty, negative or over jute.maxbuffer.
+    let first_len = i32::from_be_bytes(first);
+    if first_len <= 0 || first_len as usize > shared.cfg.jute_max_buffer {
+        return Err(FrameError::Length { len: first_len as i64, max: shared.cfg.jute_max_buffer }.into());
+    }
     let mut frames = FramedRead::new(rd, FrameCodec::new(shared.cfg.jute_max_buffer));
     frames.read_buffer_mut().extend_from_slice(&first);
     let frame = tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next())
@@ -94,22 +99,12 @@ async fn serve_inner(
     let (out_tx, out_rx) = mpsc::channel(shared.cfg.max_queued_per_connection);
     let kill = CancellationToken::new();
     let writer = tokio::spawn(write_loop(wr, out_rx, kill.clone()));
-    let handle = ConnHandle {
-        id: conn_id,
-        addr,
-        out: out_tx,
-        kill: kill.clone(),
-    };
+    let handle = ConnHandle { id: conn_id, addr, out: out_tx, kill: kill.clone() };
     let (done_tx, done_rx) = oneshot::channel();
     let core = &shared.core;
-    core.send(CoreMsg::Connect {
-        conn: handle,
-        request,
-        read_only_byte,
-        done: done_tx,
-    })
-    .await
-    .map_err(|_| ConnError::CoreGone)?;
+    core.send(CoreMsg::Connect { conn: handle, request, read_only_byte, done: done_tx })
+        .await
+        .map_err(|_| ConnError::CoreGone)?;
     let session_id = match done_rx.await {
         Ok(ConnectOutcome::Accepted { session_id }) => session_id,
         _ => {
@@ -136,9 +131,7 @@ async fn read_loop(
 ) -> Result<(), ConnError> {
     let outstanding = Arc::new(Semaphore::new(shared.cfg.max_outstanding_per_connection));
     let mut auth: Arc<Vec<Id>> = Arc::new(vec![Id::new("ip", &addr.ip().to_string())]);
-    let prep_cfg = PrepConfig {
-        reconfig_enabled: shared.cfg.reconfig_enabled,
-    };
+    let prep_cfg = PrepConfig { reconfig_enabled: shared.cfg.reconfig_enabled };
     loop {
         let frame = tokio::select! {
             f = frames.next() => f,
@@ -192,11 +185,7 @@ async fn read_loop(
             permit,
             received,
         };
-        shared
-            .core
-            .send(CoreMsg::Request(request))
-            .await
-            .map_err(|_| ConnError::CoreGone)?;
+        shared.core.send(CoreMsg::Request(request)).await.map_err(|_| ConnError::CoreGone)?;
         if stop_after || header.op == op::CLOSE_SESSION {
             // The core replies and then closes; read nothing more.
             kill.cancelled().await;
@@ -224,19 +213,12 @@ fn authenticate(p: &AuthPacket, addr: &SocketAddr, super_digest: Option<&str>) -
     }
 }
 
-async fn answer_four_letter(
-    cmd: &'static str,
-    mut wr: OwnedWriteHalf,
-    shared: &Arc<Shared>,
-) -> Result<(), ConnError> {
+async fn answer_four_letter(cmd: &'static str, mut wr: OwnedWriteHalf, shared: &Arc<Shared>) -> Result<(), ConnError> {
     let text = if shared.cfg.four_letter_whitelist.allows(cmd) {
         let (tx, rx) = oneshot::channel();
         shared
             .core
-            .send(CoreMsg::FourLetter {
-                cmd: cmd.to_owned(),
-                reply: tx,
-            })
+            .send(CoreMsg::FourLetter { cmd: cmd.to_owned(), reply: tx })
             .await
             .map_err(|_| ConnError::CoreGone)?;
         rx.await.map_err(|_| ConnError::CoreGone)?
@@ -250,11 +232,7 @@ async fn answer_four_letter(
 
 /// Drains the outbound queue into the socket, batching what is ready into
 /// one write.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outbound>,
-    kill: CancellationToken,
-) {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outbound>, kill: CancellationToken) {
     const BATCH_BYTES: usize = 256 * 1024;
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut closing = false;

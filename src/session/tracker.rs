@@ -15,11 +15,7 @@ pub struct SessionTracker {
 
 impl SessionTracker {
     pub fn new(tick_ms: u64) -> Self {
-        SessionTracker {
-            tick_ms: tick_ms.max(1),
-            buckets: BTreeMap::new(),
-            expiry_of: HashMap::new(),
-        }
+        SessionTracker { tick_ms: tick_ms.max(1), buckets: BTreeMap::new(), expiry_of: HashMap::new() }
     }
 
     fn round_up(&self, t: u64) -> u64 {
@@ -127,9 +123,7 @@ mod tests {
     #[test]
     fn password_is_java_random() {
         // new java.util.Random(0x1234L ^ 0xB3415C00L).nextBytes(new byte[16]), printed by jshell.
-        let java: [i8; 16] = [
-            60, 24, -85, -32, 91, 14, 97, -126, 116, 29, 98, 93, 18, 124, 21, -80,
-        ];
+        let java: [i8; 16] = [60, 24, -85, -32, 91, 14, 97, -126, 116, 29, 98, 93, 18, 124, 21, -80];
         let expected: Vec<u8> = java.iter().map(|b| *b as u8).collect();
         assert_eq!(session_password(0x1234), expected);
         assert_eq!(session_password(0x1234), session_password(0x1234));

@@ -11,10 +11,7 @@ use std::net::IpAddr;
 pub fn generate_digest(id_password: &str) -> String {
     let user = id_password.split(':').next().unwrap_or("");
     let digest = Sha1::digest(id_password.as_bytes());
-    format!(
-        "{user}:{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(digest))
 }
 
 /// Java's `String.split(regex)` with limit 0: trailing empty parts dropped.
@@ -125,9 +122,7 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &[Id], skip_acl: bool) -> bool {
         }
         if provider_is_valid(&a.id.scheme, "").is_some() {
             for caller in auth {
-                if caller.scheme == a.id.scheme
-                    && provider_matches(&a.id.scheme, &caller.id, &a.id.id)
-                {
+                if caller.scheme == a.id.scheme && provider_matches(&a.id.scheme, &caller.id, &a.id.id) {
                     return true;
                 }
             }
@@ -158,10 +153,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Option<Vec<Acl>> {
             for caller in auth {
                 if provider_is_authenticated(&caller.scheme) == Some(true) {
                     valid = true;
-                    out.push(Acl {
-                        perms: a.perms,
-                        id: caller.clone(),
-                    });
+                    out.push(Acl { perms: a.perms, id: caller.clone() });
                 }
             }
             if !valid {
@@ -183,10 +175,7 @@ pub fn mask_digests(acl: &[Acl]) -> Vec<Acl> {
         .map(|a| {
             if a.id.scheme == "digest" {
                 let user = a.id.id.split(':').next().unwrap_or("");
-                Acl {
-                    perms: a.perms,
-                    id: Id::new("digest", &format!("{user}:x")),
-                }
+                Acl { perms: a.perms, id: Id::new("digest", &format!("{user}:x")) }
             } else {
                 a.clone()
             }
@@ -204,10 +193,7 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // Value computed by ZooKeeper's DigestAuthenticationProvider for "super:test".
-        assert_eq!(
-            generate_digest("super:test"),
-            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
-        );
+        assert_eq!(generate_digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
     }
 
     #[test]
@@ -220,47 +206,14 @@ mod tests {
 
     #[test]
     fn fixup_rules() {
-        let world = Acl {
-            perms: 31,
-            id: Id::new("world", "anyone"),
-        };
-        assert_eq!(
-            fixup_acl(&[world.clone(), world.clone()], &[]),
-            Some(vec![world.clone()])
-        );
+        let world = Acl { perms: 31, id: Id::new("world", "anyone") };
+        assert_eq!(fixup_acl(&[world.clone(), world.clone()], &[]), Some(vec![world.clone()]));
         assert_eq!(fixup_acl(&[], &[]), None);
-        let auth = Acl {
-            perms: 31,
-            id: Id::new("auth", ""),
-        };
-        assert_eq!(
-            fixup_acl(std::slice::from_ref(&auth), &[Id::new("ip", "127.0.0.1")]),
-            None
-        );
+        let auth = Acl { perms: 31, id: Id::new("auth", "") };
+        assert_eq!(fixup_acl(std::slice::from_ref(&auth), &[Id::new("ip", "127.0.0.1")]), None);
         let d = Id::new("digest", "u:abc");
-        assert_eq!(
-            fixup_acl(&[auth], std::slice::from_ref(&d)),
-            Some(vec![Acl { perms: 31, id: d }])
-        );
-        assert_eq!(
-            fixup_acl(
-                &[Acl {
-                    perms: 1,
-                    id: Id::new("digest", "u:")
-                }],
-                &[]
-            ),
-            None
-        );
-        assert_eq!(
-            fixup_acl(
-                &[Acl {
-                    perms: 1,
-                    id: Id::new("world", "x")
-                }],
-                &[]
-            ),
-            None
-        );
+        assert_eq!(fixup_acl(&[auth], std::slice::from_ref(&d)), Some(vec![Acl { perms: 31, id: d }]));
+        assert_eq!(fixup_acl(&[Acl { perms: 1, id: Id::new("digest", "u:") }], &[]), None);
+        assert_eq!(fixup_acl(&[Acl { perms: 1, id: Id::new("world", "x") }], &[]), None);
     }
 }

@@ -80,12 +80,7 @@ pub struct CreateMode {
 
 impl CreateMode {
     pub fn from_flags(flags: i32) -> Option<Self> {
-        let m = |ephemeral, sequential, container, ttl| CreateMode {
-            ephemeral,
-            sequential,
-            container,
-            ttl,
-        };
+        let m = |ephemeral, sequential, container, ttl| CreateMode { ephemeral, sequential, container, ttl };
         Some(match flags {
             create_mode::PERSISTENT => m(false, false, false, false),
             create_mode::EPHEMERAL => m(true, false, false, false),
@@ -174,19 +169,9 @@ pub struct CreateOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(CreateOp),
-    Delete {
-        path: String,
-        version: i32,
-    },
-    SetData {
-        path: String,
-        data: Option<Vec<u8>>,
-        version: i32,
-    },
-    Check {
-        path: String,
-        version: i32,
-    },
+    Delete { path: String, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
+    Check { path: String, version: i32 },
 }
 
 /// A write, as proposed: what the client asked for, not yet checked against
@@ -213,9 +198,19 @@ pub enum WriteOp {
         version: i32,
     },
     Multi(Vec<MultiOp>),
+    /// A top-level check (version and READ permission of one node).
+    Check {
+        path: String,
+        version: i32,
+    },
     /// Issued by the container/TTL reaper, not by clients.
     DeleteContainer {
         path: String,
+    },
+    /// A request that failed before touching the tree (undecodable,
+    /// reconfig refused); like ZooKeeper's error txn it consumes a zxid.
+    Error {
+        code: i32,
     },
 }
 
@@ -271,7 +266,9 @@ pub struct Applied {
 
 /// The replicated tree.
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    /// Nodes are shared with snapshots in progress: a write clones a node
+    /// only while a snapshot still holds it (`Arc::make_mut`).
+    nodes: HashMap<Arc<str>, Arc<Node>>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
@@ -279,7 +276,7 @@ pub struct DataTree {
     last_zxid: i64,
     config: TreeConfig,
     /// Prior versions of the nodes a multi touched, for rollback.
-    undo: Option<Vec<(String, Option<Node>)>>,
+    undo: Option<Vec<(String, Option<Arc<Node>>)>>,
     data_bytes: u64,
     /// Paths that have a quota limit node (`pTrie` in ZooKeeper).
     quota_paths: BTreeSet<String>,
@@ -302,38 +299,24 @@ impl DataTree {
             quota_paths: BTreeSet::new(),
         };
         let open = t.intern_acl(Acl::open_unsafe());
-        let empty_node = |acl: &Arc<Vec<Acl>>, data: Option<Vec<u8>>| Node {
-            data,
-            acl: acl.clone(),
-            stat: StatPersisted::default(),
-            children: BTreeSet::new(),
+        let read_only = t.intern_acl(vec![Acl { perms: perms::READ, id: jute::data::Id::new("world", "anyone") }]);
+        let node = |acl: &Arc<Vec<Acl>>, children: &[&str]| {
+            Arc::new(Node {
+                data: Some(vec![]),
+                acl: acl.clone(),
+                stat: StatPersisted::default(),
+                children: children.iter().map(|c| c.to_string()).collect(),
+            })
         };
-        t.nodes.insert(ROOT.into(), empty_node(&open, Some(vec![])));
-        t.nodes
-            .insert(PROC_ZOOKEEPER.into(), empty_node(&open, Some(vec![])));
-        t.nodes
-            .insert(QUOTA_ZOOKEEPER.into(), empty_node(&open, Some(vec![])));
+        t.nodes.insert(ROOT.into(), node(&open, &["zookeeper"]));
+        t.nodes.insert(PROC_ZOOKEEPER.into(), node(&open, &["quota", "config"]));
+        t.nodes.insert(QUOTA_ZOOKEEPER.into(), node(&open, &[]));
         // ZooKeeper's standalone server keeps /zookeeper/config with an empty
-        // configuration and a read-only ACL.
-        let read_only = t.intern_acl(vec![Acl {
-            perms: perms::READ,
-            id: jute::data::Id::new("world", "anyone"),
-        }]);
-        t.nodes.insert(
-            CONFIG_ZOOKEEPER.into(),
-            empty_node(&read_only, Some(vec![])),
-        );
-        t.nodes
-            .get_mut(ROOT)
-            .unwrap()
-            .children
-            .insert("zookeeper".into());
-        let zk = t.nodes.get_mut(PROC_ZOOKEEPER).unwrap();
-        zk.children.insert("quota".into());
-        zk.children.insert("config".into());
-        // ZooKeeper sets the config node's ACL with version -1 at start-up,
+        // configuration and a read-only ACL, set with version -1 at start-up,
         // which leaves its aversion at -1.
-        t.nodes.get_mut(CONFIG_ZOOKEEPER).unwrap().stat.aversion = -1;
+        let mut config = node(&read_only, &[]);
+        Arc::make_mut(&mut config).stat.aversion = -1;
+        t.nodes.insert(CONFIG_ZOOKEEPER.into(), config);
         t
     }
 
@@ -346,7 +329,13 @@ impl DataTree {
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
+    }
+
+    /// Every node, shared: the caller may serialize them while the tree
+    /// goes on changing (copy-on-write per node).
+    pub fn share_nodes(&self) -> Vec<(Arc<str>, Arc<Node>)> {
+        self.nodes.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// The client-visible stat of a node of this tree.
@@ -369,10 +358,7 @@ impl DataTree {
     }
 
     pub fn ephemerals_of(&self, session_id: i64) -> Vec<String> {
-        self.ephemerals
-            .get(&session_id)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+        self.ephemerals.get(&session_id).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
     pub fn ephemeral_count(&self) -> usize {
@@ -460,16 +446,13 @@ impl DataTree {
                 self.ttls.insert(path.to_owned());
             }
             EphemeralType::Normal => {
-                self.ephemerals
-                    .entry(owner)
-                    .or_default()
-                    .insert(path.to_owned());
+                self.ephemerals.entry(owner).or_default().insert(path.to_owned());
             }
             EphemeralType::Void => {}
         }
     }
 
-    fn put_node(&mut self, path: &str, node: Option<Node>) {
+    fn put_node(&mut self, path: &str, node: Option<Arc<Node>>) {
         if let Some(old) = self.nodes.remove(path) {
             self.index_remove(path, old.stat.ephemeral_owner);
             self.data_bytes -= (path.len() + old.data.as_ref().map_or(0, |d| d.len())) as u64;
@@ -477,7 +460,7 @@ impl DataTree {
         if let Some(n) = node {
             self.index_add(path, n.stat.ephemeral_owner);
             self.data_bytes += (path.len() + n.data.as_ref().map_or(0, |d| d.len())) as u64;
-            self.nodes.insert(path.to_owned(), n);
+            self.nodes.insert(Arc::from(path), n);
         }
     }
 
@@ -493,26 +476,22 @@ impl DataTree {
                 }
                 WriteResult::SessionClosed(paths)
             }
-            WriteOp::Create(c) => self
-                .create(ctx, c, &mut triggers)
-                .unwrap_or_else(WriteResult::Error),
-            WriteOp::Delete { path, version } => self
-                .delete(ctx, path, *version, &mut triggers)
-                .unwrap_or_else(WriteResult::Error),
-            WriteOp::SetData {
-                path,
-                data,
-                version,
-            } => self
-                .set_data(ctx, path, data, *version, &mut triggers)
-                .unwrap_or_else(WriteResult::Error),
-            WriteOp::SetAcl { path, acl, version } => self
-                .set_acl(ctx, path, acl, *version)
-                .unwrap_or_else(WriteResult::Error),
+            WriteOp::Create(c) => self.create(ctx, c, &mut triggers).unwrap_or_else(WriteResult::Error),
+            WriteOp::Delete { path, version } => {
+                self.delete(ctx, path, *version, &mut triggers).unwrap_or_else(WriteResult::Error)
+            }
+            WriteOp::SetData { path, data, version } => {
+                self.set_data(ctx, path, data, *version, &mut triggers).unwrap_or_else(WriteResult::Error)
+            }
+            WriteOp::SetAcl { path, acl, version } => {
+                self.set_acl(ctx, path, acl, *version).unwrap_or_else(WriteResult::Error)
+            }
             WriteOp::Multi(ops) => self.multi(ctx, ops, &mut triggers),
-            WriteOp::DeleteContainer { path } => self
-                .delete_container(ctx, path, &mut triggers)
-                .unwrap_or_else(WriteResult::Error),
+            WriteOp::Error { code } => WriteResult::Error(*code),
+            WriteOp::Check { path, version } => self.check_op(ctx, path, *version).unwrap_or_else(WriteResult::Error),
+            WriteOp::DeleteContainer { path } => {
+                self.delete_container(ctx, path, &mut triggers).unwrap_or_else(WriteResult::Error)
+            }
         };
         if ctx.zxid > self.last_zxid {
             self.last_zxid = ctx.zxid;
@@ -520,12 +499,7 @@ impl DataTree {
         Applied { result, triggers }
     }
 
-    fn create(
-        &mut self,
-        ctx: &TxnContext,
-        c: &CreateOp,
-        triggers: &mut Vec<Trigger>,
-    ) -> OpResult<WriteResult> {
+    fn create(&mut self, ctx: &TxnContext, c: &CreateOp, triggers: &mut Vec<Trigger>) -> OpResult<WriteResult> {
         let mode = CreateMode::from_flags(c.flags).ok_or(err::BAD_ARGUMENTS)?;
         if mode.ttl && !self.config.extended_types {
             return Err(err::UNIMPLEMENTED);
@@ -542,26 +516,16 @@ impl DataTree {
             return Err(err::BAD_ARGUMENTS);
         }
         let acl = acl::fixup_acl(&c.acl, ctx.auth).ok_or(err::INVALID_ACL)?;
-        let parent_path = if last_slash == 0 {
-            ROOT
-        } else {
-            &c.path[..last_slash]
-        };
+        let parent_path = if last_slash == 0 { ROOT } else { &c.path[..last_slash] };
         let parent = self.nodes.get(parent_path).ok_or(err::NO_NODE)?;
         self.check(&parent.acl, perms::CREATE, ctx)?;
         let parent_cversion = parent.stat.cversion;
-        let path = if mode.sequential {
-            format!("{}{:010}", c.path, parent_cversion)
-        } else {
-            c.path.clone()
-        };
+        let path = if mode.sequential { format!("{}{:010}", c.path, parent_cversion) } else { c.path.clone() };
         path::validate_path(&path).map_err(|_| err::BAD_ARGUMENTS)?;
-        if self.nodes.contains_key(&path) {
+        if self.nodes.contains_key(&*path) {
             return Err(err::NODE_EXISTS);
         }
-        if EphemeralType::of(parent.stat.ephemeral_owner, self.config.extended_types)
-            == EphemeralType::Normal
-        {
+        if EphemeralType::of(parent.stat.ephemeral_owner, self.config.extended_types) == EphemeralType::Normal {
             return Err(err::NO_CHILDREN_FOR_EPHEMERALS);
         }
         self.check_quota(&path, c.data.as_ref().map_or(0, |d| d.len()) as i64, 1)?;
@@ -574,16 +538,8 @@ impl DataTree {
         } else {
             0
         };
-        self.create_node(
-            &path,
-            c.data.clone(),
-            acl,
-            owner,
-            ctx.zxid,
-            ctx.time_ms,
-            triggers,
-        );
-        let stat = self.stat_of(&self.nodes[&path]);
+        self.create_node(&path, c.data.clone(), acl, owner, ctx.zxid, ctx.time_ms, triggers);
+        let stat = self.stat_of(&self.nodes[path.as_str()]);
         Ok(WriteResult::Created { path, stat })
     }
 
@@ -603,7 +559,7 @@ impl DataTree {
         let acl = self.intern_acl(acl);
         self.save(parent_path);
         self.save(path);
-        let parent = self.nodes.get_mut(parent_path).expect("parent checked");
+        let parent = node_in(&mut self.nodes, parent_path).expect("parent checked");
         parent.children.insert(name.to_owned());
         parent.stat.cversion += 1;
         parent.stat.pzxid = zxid;
@@ -621,27 +577,11 @@ impl DataTree {
         };
         let parent_path = parent_path.to_owned();
         let len = data.as_ref().map_or(0, |d| d.len()) as i64;
-        self.put_node(
-            path,
-            Some(Node {
-                data,
-                acl: acl.clone(),
-                stat,
-                children: BTreeSet::new(),
-            }),
-        );
+        self.put_node(path, Some(Arc::new(Node { data, acl: acl.clone(), stat, children: BTreeSet::new() })));
         self.update_quota_usage(path, len, 1);
         self.on_quota_node_created(&parent_path, name);
-        triggers.push(Trigger {
-            kind: TriggerKind::Created,
-            path: path.to_owned(),
-            acl,
-        });
-        triggers.push(Trigger {
-            kind: TriggerKind::ChildrenChanged,
-            path: parent_path,
-            acl: parent_acl,
-        });
+        triggers.push(Trigger { kind: TriggerKind::Created, path: path.to_owned(), acl });
+        triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: parent_path, acl: parent_acl });
     }
 
     fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) {
@@ -651,7 +591,7 @@ impl DataTree {
         self.save(parent_path);
         self.save(path);
         let mut parent_acl = Arc::new(Vec::new());
-        if let Some(parent) = self.nodes.get_mut(parent_path) {
+        if let Some(parent) = node_in(&mut self.nodes, parent_path) {
             parent.children.remove(name);
             // Only creates count in the stored cversion (see `Node::stat`).
             if zxid > parent.stat.pzxid {
@@ -666,23 +606,12 @@ impl DataTree {
         };
         self.put_node(path, None);
         self.update_quota_usage(path, -len, -1);
-        triggers.push(Trigger {
-            kind: TriggerKind::Deleted,
-            path: path.to_owned(),
-            acl,
-        });
-        triggers.push(Trigger {
-            kind: TriggerKind::ChildrenChanged,
-            path: parent_path,
-            acl: parent_acl,
-        });
+        triggers.push(Trigger { kind: TriggerKind::Deleted, path: path.to_owned(), acl });
+        triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: parent_path, acl: parent_acl });
     }
 
     fn is_special(path: &str) -> bool {
-        matches!(
-            path,
-            ROOT | PROC_ZOOKEEPER | QUOTA_ZOOKEEPER | CONFIG_ZOOKEEPER
-        )
+        matches!(path, ROOT | PROC_ZOOKEEPER | QUOTA_ZOOKEEPER | CONFIG_ZOOKEEPER)
     }
 
     fn delete(
@@ -696,11 +625,7 @@ impl DataTree {
         if path.contains('\0') || Self::is_special(path) {
             return Err(err::BAD_ARGUMENTS);
         }
-        let parent_path = if last_slash == 0 {
-            ROOT
-        } else {
-            &path[..last_slash]
-        };
+        let parent_path = if last_slash == 0 { ROOT } else { &path[..last_slash] };
         let parent = self.nodes.get(parent_path).ok_or(err::NO_NODE)?;
         self.check(&parent.acl, perms::DELETE, ctx)?;
         let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
@@ -712,12 +637,7 @@ impl DataTree {
         Ok(WriteResult::Deleted)
     }
 
-    fn delete_container(
-        &mut self,
-        ctx: &TxnContext,
-        path: &str,
-        triggers: &mut Vec<Trigger>,
-    ) -> OpResult<WriteResult> {
+    fn delete_container(&mut self, ctx: &TxnContext, path: &str, triggers: &mut Vec<Trigger>) -> OpResult<WriteResult> {
         path::split_parent(path).ok_or(err::BAD_ARGUMENTS)?;
         if Self::is_special(path) {
             return Err(err::BAD_ARGUMENTS);
@@ -753,7 +673,7 @@ impl DataTree {
         self.check_quota(path, bytes_diff, 0)?;
         let new_version = check_version(node.stat.version, version)?;
         self.save(path);
-        let node = self.nodes.get_mut(path).expect("checked");
+        let node = node_in(&mut self.nodes, path).expect("checked");
         let old_len = node.data.as_ref().map_or(0, |d| d.len()) as u64;
         node.data = data.clone();
         node.stat.version = new_version;
@@ -763,21 +683,11 @@ impl DataTree {
         let stat = node.stat(self.config.extended_types);
         self.data_bytes = self.data_bytes - old_len + data.as_ref().map_or(0, |d| d.len()) as u64;
         self.update_quota_usage(path, bytes_diff, 0);
-        triggers.push(Trigger {
-            kind: TriggerKind::DataChanged,
-            path: path.to_owned(),
-            acl,
-        });
+        triggers.push(Trigger { kind: TriggerKind::DataChanged, path: path.to_owned(), acl });
         Ok(WriteResult::DataSet(stat))
     }
 
-    fn set_acl(
-        &mut self,
-        ctx: &TxnContext,
-        path: &str,
-        acl: &[Acl],
-        version: i32,
-    ) -> OpResult<WriteResult> {
+    fn set_acl(&mut self, ctx: &TxnContext, path: &str, acl: &[Acl], version: i32) -> OpResult<WriteResult> {
         path::validate_path(path).map_err(|_| err::BAD_ARGUMENTS)?;
         let acl = acl::fixup_acl(acl, ctx.auth).ok_or(err::INVALID_ACL)?;
         let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
@@ -785,7 +695,7 @@ impl DataTree {
         let new_version = check_version(node.stat.aversion, version)?;
         let acl = self.intern_acl(acl);
         self.save(path);
-        let node = self.nodes.get_mut(path).expect("checked");
+        let node = node_in(&mut self.nodes, path).expect("checked");
         node.acl = acl;
         node.stat.aversion = new_version;
         Ok(WriteResult::AclSet(node.stat(self.config.extended_types)))
@@ -799,12 +709,7 @@ impl DataTree {
         Ok(WriteResult::Checked)
     }
 
-    fn multi(
-        &mut self,
-        ctx: &TxnContext,
-        ops: &[MultiOp],
-        triggers: &mut Vec<Trigger>,
-    ) -> WriteResult {
+    fn multi(&mut self, ctx: &TxnContext, ops: &[MultiOp], triggers: &mut Vec<Trigger>) -> WriteResult {
         self.undo = Some(Vec::new());
         let mut local_triggers = Vec::new();
         let mut results: Vec<MultiResult> = Vec::with_capacity(ops.len());
@@ -812,26 +717,16 @@ impl DataTree {
         for (i, o) in ops.iter().enumerate() {
             let (opcode, r) = match o {
                 MultiOp::Create(c) => (c.opcode, self.create(ctx, c, &mut local_triggers)),
-                MultiOp::Delete { path, version } => (
-                    op::DELETE,
-                    self.delete(ctx, path, *version, &mut local_triggers),
-                ),
-                MultiOp::SetData {
-                    path,
-                    data,
-                    version,
-                } => (
-                    op::SET_DATA,
-                    self.set_data(ctx, path, data, *version, &mut local_triggers),
-                ),
+                MultiOp::Delete { path, version } => {
+                    (op::DELETE, self.delete(ctx, path, *version, &mut local_triggers))
+                }
+                MultiOp::SetData { path, data, version } => {
+                    (op::SET_DATA, self.set_data(ctx, path, data, *version, &mut local_triggers))
+                }
                 MultiOp::Check { path, version } => (op::CHECK, self.check_op(ctx, path, *version)),
             };
             match r {
-                Ok(result) => results.push(MultiResult {
-                    opcode,
-                    err: err::OK,
-                    result,
-                }),
+                Ok(result) => results.push(MultiResult { opcode, err: err::OK, result }),
                 Err(code) => {
                     failed_at = Some((i, code));
                     break;
@@ -853,11 +748,7 @@ impl DataTree {
                     std::cmp::Ordering::Equal => code,
                     std::cmp::Ordering::Greater => err::RUNTIME_INCONSISTENCY,
                 };
-                MultiResult {
-                    opcode: op::ERROR,
-                    err: e,
-                    result: WriteResult::Error(e),
-                }
+                MultiResult { opcode: op::ERROR, err: e, result: WriteResult::Error(e) }
             })
             .collect();
         WriteResult::Multi(results)
@@ -868,17 +759,15 @@ impl DataTree {
     pub fn reap_candidates(&self, now_ms: i64, limit: usize) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            if let Some(n) = self.nodes.get(p) {
+            if let Some(n) = self.nodes.get(&**p) {
                 if n.children.is_empty() && n.stat.cversion > 0 {
                     out.push(p.clone());
                 }
             }
         }
         for p in &self.ttls {
-            if let Some(n) = self.nodes.get(p) {
-                if let EphemeralType::Ttl(ttl) =
-                    EphemeralType::of(n.stat.ephemeral_owner, self.config.extended_types)
-                {
+            if let Some(n) = self.nodes.get(&**p) {
+                if let EphemeralType::Ttl(ttl) = EphemeralType::of(n.stat.ephemeral_owner, self.config.extended_types) {
                     if n.children.is_empty() && ttl != 0 && now_ms - n.stat.mtime > ttl {
                         out.push(p.clone());
                     }
@@ -891,7 +780,7 @@ impl DataTree {
 
     /// A digest of the whole tree, for comparing replicas in tests.
     pub fn digest(&self) -> u64 {
-        let mut paths: Vec<&String> = self.nodes.keys().collect();
+        let mut paths: Vec<&Arc<str>> = self.nodes.keys().collect();
         paths.sort();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut feed = |b: &[u8]| {
@@ -901,7 +790,7 @@ impl DataTree {
             }
         };
         for p in paths {
-            let n = &self.nodes[p];
+            let n = &self.nodes[&**p];
             feed(p.as_bytes());
             feed(&n.stat.to_bytes());
             if let Some(d) = &n.data {
@@ -920,6 +809,11 @@ fn quota_limit_target(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(QUOTA_ZOOKEEPER)?;
     let target = rest.strip_suffix(quota::LIMIT_NODE)?.strip_suffix('/')?;
     (!target.is_empty()).then_some(target)
+}
+
+/// A node for writing: cloned first if a snapshot still shares it.
+fn node_in<'a>(nodes: &'a mut HashMap<Arc<str>, Arc<Node>>, path: &str) -> Option<&'a mut Node> {
+    nodes.get_mut(path).map(Arc::make_mut)
 }
 
 /// ZooKeeper's `checkAndIncVersion`: -1 matches any version.

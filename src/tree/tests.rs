@@ -7,12 +7,7 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 fn ctx(zxid: i64) -> TxnContext<'static> {
-    TxnContext {
-        session_id: 0x42,
-        zxid,
-        time_ms: 1000 + zxid,
-        auth: &[],
-    }
+    TxnContext { session_id: 0x42, zxid, time_ms: 1000 + zxid, auth: &[] }
 }
 
 fn create(path: &str, flags: i32) -> WriteOp {
@@ -43,13 +38,7 @@ fn create_and_delete_update_parent() {
     t.apply(&ctx(3), &create("/p/a", 0));
     let p = t.get("/p").unwrap().stat(false);
     assert_eq!((p.cversion, p.pzxid, p.num_children), (1, 3, 1));
-    let r = t.apply(
-        &ctx(4),
-        &WriteOp::Delete {
-            path: "/p/a".into(),
-            version: -1,
-        },
-    );
+    let r = t.apply(&ctx(4), &WriteOp::Delete { path: "/p/a".into(), version: -1 });
     assert_eq!(r.result, WriteResult::Deleted);
     let p = t.get("/p").unwrap().stat(false);
     assert_eq!((p.cversion, p.pzxid, p.num_children), (2, 4, 0));
@@ -60,10 +49,7 @@ fn create_and_delete_update_parent() {
 
 #[test]
 fn container_and_ttl_owner_is_hidden_from_clients() {
-    let mut t = DataTree::new(TreeConfig {
-        extended_types: true,
-        ..Default::default()
-    });
+    let mut t = DataTree::new(TreeConfig { extended_types: true, ..Default::default() });
     t.apply(&ctx(1), &create("/c", create_mode::CONTAINER));
     let ttl = WriteOp::Create(CreateOp {
         path: "/t".into(),
@@ -86,31 +72,19 @@ fn delete_checks_parent_acl_before_existence() {
     let op = WriteOp::Create(CreateOp {
         path: "/ro".into(),
         data: None,
-        acl: vec![Acl {
-            perms: perms::READ,
-            id: Id::new("world", "anyone"),
-        }],
+        acl: vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }],
         flags: 0,
         ttl: -1,
         opcode: op::CREATE,
     });
     t.apply(&ctx(1), &op);
-    let r = t.apply(
-        &ctx(2),
-        &WriteOp::Delete {
-            path: "/ro/missing".into(),
-            version: -1,
-        },
-    );
+    let r = t.apply(&ctx(2), &WriteOp::Delete { path: "/ro/missing".into(), version: -1 });
     assert_eq!(r.result, WriteResult::Error(err::NO_AUTH));
 }
 
 #[test]
 fn quota_usage_and_hard_limit() {
-    let mut t = DataTree::new(TreeConfig {
-        enforce_quota: true,
-        ..Default::default()
-    });
+    let mut t = DataTree::new(TreeConfig { enforce_quota: true, ..Default::default() });
     t.apply(&ctx(1), &create("/q", 0));
     t.apply(&ctx(2), &create("/q/a", 0));
     let mk = |p: &str, d: &str| {
@@ -124,100 +98,34 @@ fn quota_usage_and_hard_limit() {
         })
     };
     t.apply(&ctx(3), &mk("/zookeeper/quota/q", ""));
-    t.apply(
-        &ctx(4),
-        &mk(
-            "/zookeeper/quota/q/zookeeper_limits",
-            "count=-1,bytes=-1,countHardLimit=3,byteHardLimit=-1",
-        ),
-    );
-    t.apply(
-        &ctx(5),
-        &mk("/zookeeper/quota/q/zookeeper_stats", "count=0,bytes=0"),
-    );
-    let usage = |t: &DataTree| {
-        t.get("/zookeeper/quota/q/zookeeper_stats")
-            .unwrap()
-            .data
-            .clone()
-            .unwrap()
-    };
+    t.apply(&ctx(4), &mk("/zookeeper/quota/q/zookeeper_limits", "count=-1,bytes=-1,countHardLimit=3,byteHardLimit=-1"));
+    t.apply(&ctx(5), &mk("/zookeeper/quota/q/zookeeper_stats", "count=0,bytes=0"));
+    let usage = |t: &DataTree| t.get("/zookeeper/quota/q/zookeeper_stats").unwrap().data.clone().unwrap();
     assert_eq!(usage(&t), b"count=2,bytes=2".to_vec());
-    assert!(matches!(
-        t.apply(&ctx(6), &create("/q/b", 0)).result,
-        WriteResult::Created { .. }
-    ));
+    assert!(matches!(t.apply(&ctx(6), &create("/q/b", 0)).result, WriteResult::Created { .. }));
     assert_eq!(usage(&t), b"count=3,bytes=3".to_vec());
-    assert_eq!(
-        t.apply(&ctx(7), &create("/q/c", 0)).result,
-        WriteResult::Error(err::QUOTA_EXCEEDED)
-    );
-    t.apply(
-        &ctx(8),
-        &WriteOp::Delete {
-            path: "/q/b".into(),
-            version: -1,
-        },
-    );
+    assert_eq!(t.apply(&ctx(7), &create("/q/c", 0)).result, WriteResult::Error(err::QUOTA_EXCEEDED));
+    t.apply(&ctx(8), &WriteOp::Delete { path: "/q/b".into(), version: -1 });
     assert_eq!(usage(&t), b"count=2,bytes=2".to_vec());
 }
 
 #[test]
 fn error_order_and_codes() {
     let mut t = DataTree::new(TreeConfig::default());
+    assert_eq!(t.apply(&ctx(1), &create("/a/b", 0)).result, WriteResult::Error(err::NO_NODE));
+    assert_eq!(t.apply(&ctx(2), &create("/zookeeper", 0)).result, WriteResult::Error(err::NODE_EXISTS));
+    assert_eq!(t.apply(&ctx(3), &create("/x/", 0)).result, WriteResult::Error(err::NO_NODE));
+    assert!(matches!(t.apply(&ctx(4), &create("/e", 1)).result, WriteResult::Created { .. }));
+    assert_eq!(t.apply(&ctx(4), &create("/e", 1)).result, WriteResult::Error(err::NODE_EXISTS));
+    assert_eq!(t.apply(&ctx(5), &create("/e/c", 0)).result, WriteResult::Error(err::NO_CHILDREN_FOR_EPHEMERALS));
+    assert_eq!(t.apply(&ctx(6), &create("/t", 5)).result, WriteResult::Error(err::UNIMPLEMENTED));
+    assert_eq!(t.apply(&ctx(7), &create("/t", 9)).result, WriteResult::Error(err::BAD_ARGUMENTS));
     assert_eq!(
-        t.apply(&ctx(1), &create("/a/b", 0)).result,
-        WriteResult::Error(err::NO_NODE)
-    );
-    assert_eq!(
-        t.apply(&ctx(2), &create("/zookeeper", 0)).result,
-        WriteResult::Error(err::NODE_EXISTS)
-    );
-    assert_eq!(
-        t.apply(&ctx(3), &create("/x/", 0)).result,
-        WriteResult::Error(err::NO_NODE)
-    );
-    assert!(matches!(
-        t.apply(&ctx(4), &create("/e", 1)).result,
-        WriteResult::Created { .. }
-    ));
-    assert_eq!(
-        t.apply(&ctx(4), &create("/e", 1)).result,
-        WriteResult::Error(err::NODE_EXISTS)
-    );
-    assert_eq!(
-        t.apply(&ctx(5), &create("/e/c", 0)).result,
-        WriteResult::Error(err::NO_CHILDREN_FOR_EPHEMERALS)
-    );
-    assert_eq!(
-        t.apply(&ctx(6), &create("/t", 5)).result,
-        WriteResult::Error(err::UNIMPLEMENTED)
-    );
-    assert_eq!(
-        t.apply(&ctx(7), &create("/t", 9)).result,
+        t.apply(&ctx(8), &WriteOp::Delete { path: "/zookeeper".into(), version: -1 }).result,
         WriteResult::Error(err::BAD_ARGUMENTS)
     );
     assert_eq!(
-        t.apply(
-            &ctx(8),
-            &WriteOp::Delete {
-                path: "/zookeeper".into(),
-                version: -1
-            }
-        )
-        .result,
-        WriteResult::Error(err::BAD_ARGUMENTS)
-    );
-    assert_eq!(
-        t.apply(
-            &ctx(9),
-            &WriteOp::SetData {
-                path: "/e".into(),
-                data: None,
-                version: 7
-            }
-        )
-        .result,
+        t.apply(&ctx(9), &WriteOp::SetData { path: "/e".into(), data: None, version: 7 }).result,
         WriteResult::Error(err::BAD_VERSION)
     );
     assert_eq!(t.last_zxid(), 9, "failed writes consume their zxid");
@@ -230,41 +138,20 @@ fn acl_checks() {
     let op = WriteOp::Create(CreateOp {
         path: "/s".into(),
         data: None,
-        acl: vec![Acl {
-            perms: perms::READ,
-            id: Id::new("auth", ""),
-        }],
+        acl: vec![Acl { perms: perms::READ, id: Id::new("auth", "") }],
         flags: 0,
         ttl: -1,
         opcode: op::CREATE,
     });
-    assert_eq!(
-        t.apply(&ctx(1), &op).result,
-        WriteResult::Error(err::INVALID_ACL)
-    );
+    assert_eq!(t.apply(&ctx(1), &op).result, WriteResult::Error(err::INVALID_ACL));
     let auth = [digest.clone()];
-    let c = TxnContext {
-        auth: &auth,
-        ..ctx(2)
-    };
-    assert!(matches!(
-        t.apply(&c, &op).result,
-        WriteResult::Created { .. }
-    ));
+    let c = TxnContext { auth: &auth, ..ctx(2) };
+    assert!(matches!(t.apply(&c, &op).result, WriteResult::Created { .. }));
     assert_eq!(&t.get("/s").unwrap().acl[0].id, &digest);
-    assert_eq!(
-        t.apply(&ctx(3), &create("/s/c", 0)).result,
-        WriteResult::Error(err::NO_AUTH)
-    );
+    assert_eq!(t.apply(&ctx(3), &create("/s/c", 0)).result, WriteResult::Error(err::NO_AUTH));
     let sup = [Id::new("super", "")];
-    let c = TxnContext {
-        auth: &sup,
-        ..ctx(4)
-    };
-    assert!(matches!(
-        t.apply(&c, &create("/s/c", 0)).result,
-        WriteResult::Created { .. }
-    ));
+    let c = TxnContext { auth: &sup, ..ctx(4) };
+    assert!(matches!(t.apply(&c, &create("/s/c", 0)).result, WriteResult::Created { .. }));
 }
 
 #[test]
@@ -281,36 +168,19 @@ fn failed_multi_changes_nothing() {
             ttl: -1,
             opcode: op::CREATE,
         }),
-        MultiOp::SetData {
-            path: "/m".into(),
-            data: Some(vec![1]),
-            version: -1,
-        },
-        MultiOp::Check {
-            path: "/m".into(),
-            version: 0,
-        },
-        MultiOp::Delete {
-            path: "/nope".into(),
-            version: -1,
-        },
+        MultiOp::SetData { path: "/m".into(), data: Some(vec![1]), version: -1 },
+        MultiOp::Check { path: "/m".into(), version: 0 },
+        MultiOp::Delete { path: "/nope".into(), version: -1 },
     ];
     let r = t.apply(&ctx(2), &WriteOp::Multi(ops.clone()));
-    let WriteResult::Multi(results) = r.result else {
-        panic!()
-    };
+    let WriteResult::Multi(results) = r.result else { panic!() };
     let codes: Vec<i32> = results.iter().map(|r| r.err).collect();
-    assert_eq!(
-        codes,
-        vec![0, 0, err::BAD_VERSION, err::RUNTIME_INCONSISTENCY]
-    );
+    assert_eq!(codes, vec![0, 0, err::BAD_VERSION, err::RUNTIME_INCONSISTENCY]);
     assert!(r.triggers.is_empty());
     assert_eq!(t.digest(), before);
     // The same multi without the failing ops applies atomically.
     let r = t.apply(&ctx(3), &WriteOp::Multi(ops[..2].to_vec()));
-    let WriteResult::Multi(results) = r.result else {
-        panic!()
-    };
+    let WriteResult::Multi(results) = r.result else { panic!() };
     assert!(results.iter().all(|r| r.err == 0));
     assert!(t.get("/m/a0000000000").is_some());
 }
@@ -328,23 +198,11 @@ fn close_session_deletes_its_ephemerals() {
 
 #[test]
 fn containers_and_ttls_are_reaped() {
-    let mut t = DataTree::new(TreeConfig {
-        extended_types: true,
-        ..Default::default()
-    });
+    let mut t = DataTree::new(TreeConfig { extended_types: true, ..Default::default() });
     t.apply(&ctx(1), &create("/c", create_mode::CONTAINER));
-    assert!(
-        t.reap_candidates(10_000, 100).is_empty(),
-        "never-used containers stay"
-    );
+    assert!(t.reap_candidates(10_000, 100).is_empty(), "never-used containers stay");
     t.apply(&ctx(2), &create("/c/x", 0));
-    t.apply(
-        &ctx(3),
-        &WriteOp::Delete {
-            path: "/c/x".into(),
-            version: -1,
-        },
-    );
+    t.apply(&ctx(3), &WriteOp::Delete { path: "/c/x".into(), version: -1 });
     assert_eq!(t.reap_candidates(10_000, 100), vec!["/c".to_string()]);
     let ttl = WriteOp::Create(CreateOp {
         path: "/t".into(),
@@ -355,19 +213,9 @@ fn containers_and_ttls_are_reaped() {
         opcode: op::CREATE_TTL,
     });
     t.apply(&ctx(4), &ttl);
-    assert!(!t
-        .reap_candidates(1004 + 50, 100)
-        .contains(&"/t".to_string()));
-    assert!(t
-        .reap_candidates(1004 + 101, 100)
-        .contains(&"/t".to_string()));
-    let r = t.apply(
-        &TxnContext {
-            time_ms: 1004 + 101,
-            ..ctx(5)
-        },
-        &WriteOp::DeleteContainer { path: "/t".into() },
-    );
+    assert!(!t.reap_candidates(1004 + 50, 100).contains(&"/t".to_string()));
+    assert!(t.reap_candidates(1004 + 101, 100).contains(&"/t".to_string()));
+    let r = t.apply(&TxnContext { time_ms: 1004 + 101, ..ctx(5) }, &WriteOp::DeleteContainer { path: "/t".into() });
     assert_eq!(r.result, WriteResult::Deleted);
 }
 

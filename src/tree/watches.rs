@@ -58,12 +58,7 @@ impl WatchKind {
 
 impl WatchManager {
     pub fn add(&mut self, conn: ConnId, path: &str, kind: WatchKind) {
-        let entry = self
-            .by_path
-            .entry(path.to_owned())
-            .or_default()
-            .entry(conn)
-            .or_insert(0);
+        let entry = self.by_path.entry(path.to_owned()).or_default().entry(conn).or_insert(0);
         let bit = kind.bit();
         if *entry & bit == 0 {
             *entry |= bit;
@@ -72,10 +67,7 @@ impl WatchManager {
                 self.recursive += 1;
             }
         }
-        self.by_conn
-            .entry(conn)
-            .or_default()
-            .insert(path.to_owned());
+        self.by_conn.entry(conn).or_default().insert(path.to_owned());
     }
 
     /// Number of registrations (a path watched twice by one connection in
@@ -140,10 +132,7 @@ impl WatchManager {
         let Some(bits) = Self::bits_for_type(watcher_type) else {
             return false;
         };
-        self.by_path
-            .get(path)
-            .and_then(|c| c.get(&conn))
-            .is_some_and(|cur| cur & bits != 0)
+        self.by_path.get(path).and_then(|c| c.get(&conn)).is_some_and(|cur| cur & bits != 0)
     }
 
     /// removeWatches: removes `conn`'s watches of this type on `path`;
@@ -238,11 +227,7 @@ mod tests {
     use std::sync::Arc;
 
     fn t(kind: TriggerKind, path: &str) -> Trigger {
-        Trigger {
-            kind,
-            path: path.into(),
-            acl: Arc::new(vec![]),
-        }
+        Trigger { kind, path: path.into(), acl: Arc::new(vec![]) }
     }
 
     #[test]
