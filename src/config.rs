@@ -60,6 +60,14 @@ pub struct ServerConfig {
     /// Watch events and replies queued for one connection before it is
     /// considered stuck and closed.
     pub max_queued_per_connection: usize,
+    /// `zookeeper.snapCount`: transactions between snapshots.
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount`: snapshots kept (at least 3).
+    pub snap_retain_count: usize,
+    /// `zookeeper.preAllocSize` in bytes: log preallocation step.
+    pub prealloc_bytes: u64,
+    /// `fsync.warningthresholdms`.
+    pub fsync_warning_ms: u64,
     /// Every property in effect (from zoo.cfg and -D), for `envi`/`conf`.
     pub properties: BTreeMap<String, String>,
     /// The zoo.cfg keys as given, for `conf`.
@@ -314,6 +322,17 @@ impl ServerConfig {
         }
         let container_max_per_minute = u64_prop("znode.container.maxPerMinute", 10_000)? as usize;
         let global_outstanding_limit = u64_prop("zookeeper.globalOutstandingLimit", 1000)?.max(1) as usize;
+        let snap_count = u64_prop("zookeeper.snapCount", 100_000)?.max(2);
+        let snap_retain_count = match key("autopurge.snapRetainCount") {
+            // ZooKeeper raises values below 3 to 3.
+            Some(v) => parse_num::<usize>("autopurge.snapRetainCount", v)?.max(3),
+            None => 3,
+        };
+        let prealloc_bytes = u64_prop("zookeeper.preAllocSize", 65_536)?.max(4) * 1024;
+        let fsync_warning_ms = match prop("zookeeper.fsync.warningthresholdms").or(prop("fsync.warningthresholdms")) {
+            Some(v) => parse_num("fsync.warningthresholdms", v)?,
+            None => 1000,
+        };
 
         Ok(ServerConfig {
             tick_time_ms,
@@ -337,6 +356,10 @@ impl ServerConfig {
             max_outstanding_per_connection: 1000,
             global_outstanding_limit: global_outstanding_limit.max(1000) * 10,
             max_queued_per_connection: 100_000,
+            snap_count,
+            snap_retain_count,
+            prealloc_bytes,
+            fsync_warning_ms,
             properties,
             config_file: config_file.map(Path::to_path_buf),
         })

@@ -7,8 +7,8 @@
 //! client bytes ─► net::codec ─► jute records ─► session::connection ─► pipeline::prep
 //!                                                                        │ read     │ write
 //!                                                         pipeline::commit   pipeline::propose
-//!                                                          (session order)    (standalone: in memory;
-//!                                                                │             later txnlog / Raft)
+//!                                                          (session order)    (standalone: txnlog,
+//!                                                                │             group commit; later Raft)
 //!                                                                │                   │ committed, zxid order
 //!                              pipeline::finalize ◄── tree (reads) ◄──── tree::apply ─► result + triggers
 //! client bytes ◄─ net::codec ◄─ replies + watch events (one ordered queue per connection)
@@ -22,8 +22,12 @@
 //! - [`tree`]: the data tree, its deterministic `apply`, ACLs and watches.
 //! - [`admin`]: four-letter words.
 //!
-//! Durability (txnlog, snapshots) and replication (quorum) plug in behind
-//! the [`pipeline::propose::Propose`] seam; they are not part of this release.
+//! - [`txnlog`]: the fsync'd, CRC-checked, segmented transaction log.
+//! - [`snapshot`]: snapshots, start-up recovery, and Apache ZooKeeper's
+//!   on-disk formats (import and export).
+//!
+//! Replication (quorum) will plug in behind the same
+//! [`pipeline::propose::Propose`] seam as the durable log.
 
 pub mod admin;
 pub mod config;
@@ -32,6 +36,7 @@ pub mod pipeline;
 pub mod session;
 pub mod snapshot;
 pub mod tree;
+pub mod txnlog;
 
 use config::ServerConfig;
 use pipeline::{Core, CoreMsg};
@@ -55,15 +60,49 @@ pub struct Server {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Binds the client port and starts the core and the accept loop.
-pub async fn start(cfg: ServerConfig) -> std::io::Result<Server> {
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind the client port {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Recovery(#[from] snapshot::recovery::RecoveryError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Recovers the state from dataDir/dataLogDir, binds the client port and
+/// starts the core, the log thread and the accept loop.
+pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     let cfg = Arc::new(cfg);
     let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
+    let rcfg = cfg.clone();
+    let rec = tokio::task::spawn_blocking(move || snapshot::recovery::recover(&rcfg))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    tracing::info!(
+        zxid = format_args!("0x{:x}", rec.tree.last_zxid()),
+        snapshot_zxid = format_args!("0x{:x}", rec.snapshot_zxid),
+        replayed = rec.replayed,
+        sessions = rec.sessions.len(),
+        znodes = rec.tree.node_count(),
+        "recovered"
+    );
+    let (commit_tx, commit_rx) = mpsc::channel(pipeline::COMMIT_CHANNEL);
+    let mut log = rec.log;
+    log.set_prealloc_bytes(cfg.prealloc_bytes);
+    let propose = pipeline::propose::DurablePropose::start(
+        log,
+        commit_tx,
+        pipeline::COMMIT_CHANNEL,
+        std::time::Duration::from_millis(cfg.fsync_warning_ms),
+    )?;
+    let snapshotter = pipeline::Snapshotter::new(&cfg, propose.purger());
+    let core = Core::new(cfg.clone(), rec.tree, rec.sessions, Box::new(propose), Some(snapshotter));
     let (core_tx, core_rx) = mpsc::channel(cfg.global_outstanding_limit);
-    let (core, committed) = Core::new(cfg.clone());
-    tokio::spawn(core.run(core_rx, committed));
+    tokio::spawn(core.run(core_rx, commit_rx));
     let shared = Arc::new(Shared {
         cfg,
         core: core_tx,

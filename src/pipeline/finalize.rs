@@ -89,6 +89,7 @@ impl Core {
         let p = c.proposal;
         let ctx = TxnContext { session_id: p.session_id, zxid, time_ms: p.time_ms, auth: &p.auth };
         let applied = self.tree.apply(&ctx, &p.op);
+        self.maybe_snapshot();
         // Watch events first: a client must see the event before any reply
         // that shows the change, its own included.
         self.notify(&applied.triggers, zxid);

@@ -31,7 +31,7 @@ pub mod propose;
 use crate::config::ServerConfig;
 use crate::session::tracker::SessionTracker;
 use crate::tree::watches::{ConnId, WatchManager};
-use crate::tree::{DataTree, TreeConfig, WriteOp};
+use crate::tree::{DataTree, WriteOp};
 use commit::SessionGate;
 use jute::data::Id;
 use jute::proto::ConnectRequest;
@@ -192,29 +192,71 @@ pub struct Core {
     pub stats: ServerStats,
     pub started: Instant,
     pub started_wall: SystemTime,
+    pub snapshots: Option<Snapshotter>,
+}
+
+/// Takes a snapshot every `snap_count` transactions, off the core's task,
+/// then applies retention (snapshots, then log segments).
+pub struct Snapshotter {
+    pub dir: std::path::PathBuf,
+    pub snap_count: u64,
+    pub retain: usize,
+    pub since_last: u64,
+    pub in_progress: Arc<std::sync::atomic::AtomicBool>,
+    pub purger: propose::LogPurger,
+}
+
+impl Snapshotter {
+    pub fn new(cfg: &ServerConfig, purger: propose::LogPurger) -> Self {
+        Snapshotter {
+            dir: cfg.data_dir.clone(),
+            snap_count: cfg.snap_count,
+            retain: cfg.snap_retain_count,
+            since_last: 0,
+            in_progress: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            purger,
+        }
+    }
 }
 
 /// Capacity of the commit channel: proposals in flight.
-const COMMIT_CHANNEL: usize = 65_536;
+pub const COMMIT_CHANNEL: usize = 65_536;
 
 impl Core {
-    pub fn new(cfg: Arc<ServerConfig>) -> (Self, mpsc::Receiver<Committed>) {
-        let tree = DataTree::new(TreeConfig {
-            extended_types: cfg.extended_types_enabled,
-            skip_acl: cfg.skip_acl,
-            enforce_quota: cfg.enforce_quota,
-        });
+    /// An in-memory core (no log, no snapshots), for tests.
+    pub fn in_memory(cfg: Arc<ServerConfig>) -> (Self, mpsc::Receiver<Committed>) {
+        let tree = DataTree::new(crate::snapshot::recovery::tree_config(&cfg));
         let (tx, rx) = mpsc::channel(COMMIT_CHANNEL);
         let propose = Box::new(LocalPropose::new(tree.last_zxid(), tx));
+        (Core::new(cfg, tree, Vec::new(), propose, None), rx)
+    }
+
+    /// A core over recovered state. Recovered sessions get a full timeout
+    /// from now before any of them can expire, as in ZooKeeper.
+    pub fn new(
+        cfg: Arc<ServerConfig>,
+        tree: DataTree,
+        sessions: Vec<(i64, i32)>,
+        propose: Box<dyn Propose>,
+        snapshots: Option<Snapshotter>,
+    ) -> Self {
         // ZooKeeper's initializeNextSessionId: time in the low bytes, the
-        // server id in the high byte.
-        let next_session_id = ((((wall_clock_ms() as u64) << 24) >> 8) as i64) | (cfg.server_id << 56);
-        let core = Core {
-            tracker: SessionTracker::new(cfg.tick_time_ms),
+        // server id in the high byte; and never an id already in use.
+        let time_based = ((((wall_clock_ms() as u64) << 24) >> 8) as i64) | (cfg.server_id << 56);
+        let max_known = sessions.iter().map(|(id, _)| *id).filter(|id| id >> 56 == cfg.server_id).max();
+        let next_session_id = max_known.map_or(time_based, |m| time_based.max(m + 1));
+        let mut tracker = SessionTracker::new(cfg.tick_time_ms);
+        let mut table = HashMap::new();
+        for (id, timeout_ms) in sessions {
+            tracker.touch(id, timeout_ms as u64, 0);
+            table.insert(id, SessionInfo { timeout_ms, conn: None, closing: false });
+        }
+        Core {
+            tracker,
             cfg,
             tree,
             watches: WatchManager::default(),
-            sessions: HashMap::new(),
+            sessions: table,
             conns: HashMap::new(),
             gate: SessionGate::default(),
             propose,
@@ -224,8 +266,8 @@ impl Core {
             stats: ServerStats::default(),
             started: Instant::now(),
             started_wall: SystemTime::now(),
-        };
-        (core, rx)
+            snapshots,
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -504,6 +546,39 @@ impl Core {
             self.gate.write(sid);
             self.submit(sid, 0, wall_clock_ms(), Arc::new(vec![]), WriteOp::CloseSession, None);
         }
+    }
+
+    /// Counts a committed transaction; every `snap_count` of them, hands
+    /// the tree (shared, copy-on-write) to a thread that writes a snapshot.
+    fn maybe_snapshot(&mut self) {
+        let Some(s) = self.snapshots.as_mut() else { return };
+        s.since_last += 1;
+        if s.since_last < s.snap_count || s.in_progress.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        s.since_last = 0;
+        s.in_progress.store(true, std::sync::atomic::Ordering::Release);
+        let mut sessions: Vec<(i64, i32)> = self.sessions.iter().map(|(id, i)| (*id, i.timeout_ms)).collect();
+        sessions.sort_unstable();
+        let src =
+            crate::snapshot::SnapshotSource { zxid: self.tree.last_zxid(), sessions, nodes: self.tree.share_nodes() };
+        let (dir, retain, done, purger) = (s.dir.clone(), s.retain, s.in_progress.clone(), s.purger.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            match crate::snapshot::write(&dir, &src) {
+                Ok(path) => {
+                    tracing::info!(snapshot = %path.display(), nodes = src.nodes.len(), ms = started.elapsed().as_millis() as u64, "snapshot taken");
+                    drop(src);
+                    match crate::snapshot::purge(&dir, retain) {
+                        Ok(Some(oldest)) => purger.purge_before(oldest),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "snapshot retention failed"),
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "snapshot failed; the log still holds every transaction"),
+            }
+            done.store(false, std::sync::atomic::Ordering::Release);
+        });
     }
 
     fn reap_containers(&mut self) {

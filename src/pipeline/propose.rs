@@ -11,13 +11,15 @@
 //!   - `propose` does not block the caller: back-pressure is the bounded
 //!     channels around it.
 //!
-//! [`LocalPropose`] is the standalone implementation. State is kept in
-//! memory in this release: the fsync'd transaction log (txnlog) and the Raft
-//! implementation (quorum) plug in behind this same trait.
+//! Implementations: [`DurablePropose`] (standalone: the fsync'd [`TxnLog`],
+//! group commit on a dedicated thread) and [`LocalPropose`] (in memory, for
+//! tests). The Raft implementation (quorum) plugs in behind the same trait.
 
 use crate::tree::WriteOp;
+use crate::txnlog::{entry, TxnLog};
 use jute::data::Id;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A write, stamped at prep. Everything `apply` needs travels here.
@@ -79,5 +81,128 @@ impl Propose for LocalPropose {
 
     fn next_zxid(&self) -> i64 {
         self.next_zxid
+    }
+}
+
+/// What the log thread is asked to do, in order.
+enum LogMsg {
+    Append(i64, Proposal),
+    /// Drop log segments wholly before this zxid (a snapshot covers them).
+    PurgeBefore(i64),
+}
+
+/// Standalone and durable: proposals are appended to the transaction log by
+/// one thread that batches whatever is waiting into one write and one
+/// `fdatasync` (group commit), and only then releases them as committed.
+pub struct DurablePropose {
+    next_zxid: i64,
+    tx: std::sync::mpsc::SyncSender<LogMsg>,
+}
+
+/// Proposals in one group commit, at most.
+const MAX_BATCH: usize = 4096;
+
+impl DurablePropose {
+    /// Starts the log thread. `fsync_warn` is ZooKeeper's
+    /// `fsync.warningthresholdms`.
+    pub fn start(
+        log: TxnLog,
+        committed: mpsc::Sender<Committed>,
+        capacity: usize,
+        fsync_warn: Duration,
+    ) -> std::io::Result<Self> {
+        let next_zxid = log.last_zxid() + 1;
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        std::thread::Builder::new().name("txnlog".into()).spawn(move || log_thread(log, rx, committed, fsync_warn))?;
+        Ok(DurablePropose { next_zxid, tx })
+    }
+
+    /// A handle the snapshotter uses to ask for log purges.
+    pub fn purger(&self) -> LogPurger {
+        LogPurger(self.tx.clone())
+    }
+}
+
+/// Asks the log thread to remove segments a snapshot made unnecessary.
+#[derive(Clone)]
+pub struct LogPurger(std::sync::mpsc::SyncSender<LogMsg>);
+
+impl LogPurger {
+    pub fn purge_before(&self, zxid: i64) {
+        let _ = self.0.try_send(LogMsg::PurgeBefore(zxid));
+    }
+}
+
+impl Propose for DurablePropose {
+    fn propose(&mut self, proposal: Proposal) -> Result<(), ProposeError> {
+        let zxid = self.next_zxid;
+        self.tx.try_send(LogMsg::Append(zxid, proposal)).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => ProposeError::Full,
+            std::sync::mpsc::TrySendError::Disconnected(_) => ProposeError::Closed,
+        })?;
+        self.next_zxid += 1;
+        Ok(())
+    }
+
+    fn next_zxid(&self) -> i64 {
+        self.next_zxid
+    }
+}
+
+fn log_thread(
+    mut log: TxnLog,
+    rx: std::sync::mpsc::Receiver<LogMsg>,
+    committed: mpsc::Sender<Committed>,
+    fsync_warn: Duration,
+) {
+    let mut batch: Vec<(i64, Proposal)> = Vec::with_capacity(MAX_BATCH);
+    let mut purge: Option<i64> = None;
+    loop {
+        let first = match rx.recv() {
+            Ok(m) => m,
+            Err(_) => return,
+        };
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                LogMsg::Append(z, p) => batch.push((z, p)),
+                LogMsg::PurgeBefore(z) => purge = Some(purge.map_or(z, |p: i64| p.max(z))),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let result = (|| {
+            for (z, p) in &batch {
+                log.append(*z, &entry::encode(*z, p))?;
+            }
+            let started = Instant::now();
+            log.sync()?;
+            let took = started.elapsed();
+            if took > fsync_warn {
+                tracing::warn!(
+                    "fsync-ing the write ahead log took {}ms which will adversely effect operation latency",
+                    took.as_millis()
+                );
+            }
+            if let Some(z) = purge.take() {
+                let removed = log.purge_before(z)?;
+                if removed > 0 {
+                    tracing::info!(removed, before_zxid = format_args!("0x{z:x}"), "purged old log segments");
+                }
+            }
+            Ok::<(), crate::txnlog::LogError>(())
+        })();
+        if let Err(e) = result {
+            // Nothing more can be acknowledged: stop rather than serve
+            // writes that are not durable.
+            tracing::error!(error = %e, "transaction log failure; stopping the server");
+            std::process::exit(2);
+        }
+        for (zxid, proposal) in batch.drain(..) {
+            if committed.blocking_send(Committed { zxid, proposal }).is_err() {
+                return;
+            }
+        }
     }
 }

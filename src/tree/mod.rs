@@ -142,6 +142,15 @@ impl Node {
     }
 }
 
+/// A node as snapshots and imports carry it (children are derived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedNode {
+    pub path: String,
+    pub data: Option<Vec<u8>>,
+    pub acl: Vec<Acl>,
+    pub stat: StatPersisted,
+}
+
 /// Who is applying and when: stamped once at prep.
 #[derive(Debug, Clone, Copy)]
 pub struct TxnContext<'a> {
@@ -318,6 +327,53 @@ impl DataTree {
         Arc::make_mut(&mut config).stat.aversion = -1;
         t.nodes.insert(CONFIG_ZOOKEEPER.into(), config);
         t
+    }
+
+    /// Rebuilds a tree from persisted nodes (a snapshot, or an imported
+    /// ZooKeeper data directory): children, indexes, ACL sharing and quota
+    /// tracking are derived from the nodes. Fails when a node's parent is
+    /// missing or the root is absent.
+    pub fn restore(config: TreeConfig, last_zxid: i64, nodes: Vec<PersistedNode>) -> Result<Self, String> {
+        let mut t = DataTree::new(config);
+        t.nodes.clear();
+        t.data_bytes = 0;
+        let mut paths: Vec<String> = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            if n.path != ROOT {
+                path::split_parent(&n.path).ok_or_else(|| format!("invalid path {:?}", n.path))?;
+            }
+            let acl = t.intern_acl(n.acl);
+            paths.push(n.path.clone());
+            t.put_node(&n.path, Some(Arc::new(Node { data: n.data, acl, stat: n.stat, children: BTreeSet::new() })));
+        }
+        if !t.nodes.contains_key(ROOT) {
+            return Err("the root node is missing".into());
+        }
+        for p in &paths {
+            if let Some((parent, name)) = path::split_parent(p) {
+                let parent_node =
+                    node_in(&mut t.nodes, parent).ok_or_else(|| format!("node {p:?} has no parent {parent:?}"))?;
+                parent_node.children.insert(name.to_owned());
+            }
+        }
+        t.last_zxid = last_zxid;
+        Ok(t)
+    }
+
+    /// Every node as persisted, parents before children.
+    pub fn persisted_nodes(&self) -> Vec<PersistedNode> {
+        let mut out: Vec<PersistedNode> = self
+            .nodes
+            .iter()
+            .map(|(p, n)| PersistedNode {
+                path: p.to_string(),
+                data: n.data.clone(),
+                acl: n.acl.to_vec(),
+                stat: n.stat.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
     }
 
     pub fn last_zxid(&self) -> i64 {
