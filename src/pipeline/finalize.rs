@@ -89,7 +89,6 @@ impl Core {
         let p = c.proposal;
         let ctx = TxnContext { session_id: p.session_id, zxid, time_ms: p.time_ms, auth: &p.auth };
         let applied = self.tree.apply(&ctx, &p.op);
-        self.maybe_snapshot();
         // Watch events first: a client must see the event before any reply
         // that shows the change, its own included.
         self.notify(&applied.triggers, zxid);
@@ -144,6 +143,9 @@ impl Core {
             }
             (_, _) => {}
         }
+        // After the session table is updated for this zxid, so that a
+        // snapshot at this zxid holds exactly the sessions alive at it.
+        self.maybe_snapshot();
     }
 
     fn notify(&mut self, triggers: &[Trigger], zxid: i64) {

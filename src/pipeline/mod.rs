@@ -105,6 +105,18 @@ pub enum CoreMsg {
         cmd: String,
         reply: oneshot::Sender<String>,
     },
+    /// Runs a read-only view function on the core's task, in order with
+    /// everything else: how admin endpoints and metrics see consistent state.
+    Inspect(Inspector),
+}
+
+/// A function run on the core's task (see [`CoreMsg::Inspect`]).
+pub struct Inspector(pub Box<dyn FnOnce(&mut Core) + Send>);
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inspector")
+    }
 }
 
 /// A read waiting for its turn (see [`commit`]).
@@ -310,6 +322,7 @@ impl Core {
             }
             CoreMsg::Request(r) => self.on_request(r),
             CoreMsg::Disconnected { conn_id } => self.on_disconnect(conn_id),
+            CoreMsg::Inspect(Inspector(f)) => f(self),
             CoreMsg::FourLetter { cmd, reply } => {
                 let text = crate::admin::four_letter(self, &cmd);
                 let _ = reply.send(text);
