@@ -58,6 +58,21 @@ pub struct Shared {
 pub struct Server {
     pub local_addr: SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
+    core: mpsc::Sender<CoreMsg>,
+}
+
+impl Server {
+    /// Graceful stop: no new connections or requests, every write already
+    /// proposed is committed (fsynced) and answered, then the core stops.
+    /// Returns false when that took longer than `limit`.
+    pub async fn shutdown(self, limit: std::time::Duration) -> bool {
+        self.task.abort();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.core.send(CoreMsg::Shutdown(tx)).await.is_err() {
+            return true;
+        }
+        tokio::time::timeout(limit, rx).await.is_ok()
+    }
 }
 
 /// Why the server could not start.
@@ -105,10 +120,10 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     tokio::spawn(core.run(core_rx, commit_rx));
     let shared = Arc::new(Shared {
         cfg,
-        core: core_tx,
+        core: core_tx.clone(),
         conn_counts: net::ConnectionCounts::default(),
         next_conn_id: AtomicU64::new(1),
     });
     let task = tokio::spawn(net::accept_loop(listener, shared));
-    Ok(Server { local_addr, task })
+    Ok(Server { local_addr, task, core: core_tx })
 }

@@ -108,6 +108,9 @@ pub enum CoreMsg {
     /// Runs a read-only view function on the core's task, in order with
     /// everything else: how admin endpoints and metrics see consistent state.
     Inspect(Inspector),
+    /// Stop proposing, let every proposed write commit (and reach its
+    /// client), then answer and stop the core.
+    Shutdown(oneshot::Sender<()>),
 }
 
 /// A function run on the core's task (see [`CoreMsg::Inspect`]).
@@ -205,6 +208,8 @@ pub struct Core {
     pub started: Instant,
     pub started_wall: SystemTime,
     pub snapshots: Option<Snapshotter>,
+    /// Set once a shutdown is requested; answered when nothing is in flight.
+    pub shutdown: Option<oneshot::Sender<()>>,
 }
 
 /// Takes a snapshot every `snap_count` transactions, off the core's task,
@@ -279,6 +284,7 @@ impl Core {
             started: Instant::now(),
             started_wall: SystemTime::now(),
             snapshots,
+            shutdown: None,
         }
     }
 
@@ -309,8 +315,14 @@ impl Core {
                     Some(m) => self.on_message(m),
                     None => break,
                 },
-                _ = expiry.tick() => self.expire_sessions(),
-                _ = reaper.tick() => self.reap_containers(),
+                _ = expiry.tick(), if self.shutdown.is_none() => self.expire_sessions(),
+                _ = reaper.tick(), if self.shutdown.is_none() => self.reap_containers(),
+            }
+            if self.shutdown.is_some() && self.propose.next_zxid() == self.tree.last_zxid() + 1 {
+                if let Some(done) = self.shutdown.take() {
+                    let _ = done.send(());
+                }
+                return;
             }
         }
     }
@@ -323,6 +335,7 @@ impl Core {
             CoreMsg::Request(r) => self.on_request(r),
             CoreMsg::Disconnected { conn_id } => self.on_disconnect(conn_id),
             CoreMsg::Inspect(Inspector(f)) => f(self),
+            CoreMsg::Shutdown(done) => self.shutdown = Some(done),
             CoreMsg::FourLetter { cmd, reply } => {
                 let text = crate::admin::four_letter(self, &cmd);
                 let _ = reply.send(text);
@@ -445,6 +458,12 @@ impl Core {
     }
 
     fn on_request(&mut self, r: ClientRequest) {
+        if self.shutdown.is_some() {
+            // Stopping: take nothing new; the client will reconnect elsewhere
+            // (or to this server once it is back).
+            self.drop_connection(r.conn_id);
+            return;
+        }
         self.stats.packets_received += 1;
         if let Some(c) = self.conns.get_mut(&r.conn_id) {
             c.received += 1;
