@@ -20,7 +20,7 @@
 //!   session tracker.
 //! - [`pipeline`]: the core task: prep → propose → commit → finalize.
 //! - [`tree`]: the data tree, its deterministic `apply`, ACLs and watches.
-//! - [`admin`]: four-letter words.
+//! - [`admin`]: four-letter words, the AdminServer (HTTP JSON) and `/metrics`.
 //!
 //! - [`txnlog`]: the fsync'd, CRC-checked, segmented transaction log.
 //! - [`snapshot`]: snapshots, start-up recovery, and Apache ZooKeeper's
@@ -59,6 +59,7 @@ pub struct Server {
     pub local_addr: SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
     core: mpsc::Sender<CoreMsg>,
+    admin: Arc<admin::AdminState>,
 }
 
 impl Server {
@@ -67,6 +68,7 @@ impl Server {
     /// Returns false when that took longer than `limit`.
     pub async fn shutdown(self, limit: std::time::Duration) -> bool {
         self.task.abort();
+        self.admin.stop();
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.core.send(CoreMsg::Shutdown(tx)).await.is_err() {
             return true;
@@ -93,10 +95,14 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
     let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
+    // AdminServer and /metrics first: /commands/ready answers during recovery.
+    let admin = admin::start(&cfg).await?;
+    let recovery_started = std::time::Instant::now();
     let rcfg = cfg.clone();
     let rec = tokio::task::spawn_blocking(move || snapshot::recovery::recover(&rcfg))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
+    admin.recovered(recovery_started.elapsed(), rec.replayed as u64);
     tracing::info!(
         zxid = format_args!("0x{:x}", rec.tree.last_zxid()),
         snapshot_zxid = format_args!("0x{:x}", rec.snapshot_zxid),
@@ -118,6 +124,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     let core = Core::new(cfg.clone(), rec.tree, rec.sessions, Box::new(propose), Some(snapshotter));
     let (core_tx, core_rx) = mpsc::channel(cfg.global_outstanding_limit);
     tokio::spawn(core.run(core_rx, commit_rx));
+    admin.attach(core_tx.clone());
     let shared = Arc::new(Shared {
         cfg,
         core: core_tx.clone(),
@@ -125,5 +132,5 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         next_conn_id: AtomicU64::new(1),
     });
     let task = tokio::spawn(net::accept_loop(listener, shared));
-    Ok(Server { local_addr, task, core: core_tx })
+    Ok(Server { local_addr, task, core: core_tx, admin })
 }

@@ -1,22 +1,51 @@
 //! The `ferrokeeper` command: serve (default), import/export Apache
 //! ZooKeeper data, and dump logs and snapshots.
+//!
+//! Operators drive it as they drive ZooKeeper (see `scripts/zkServer.sh`):
+//!
+//! - configuration: `--config F`, a positional `F`, else `$ZOOCFGDIR/$ZOOCFG`
+//!   (`ZOOCFG` defaults to `zoo.cfg`; an absolute `ZOOCFG` is used as is);
+//! - system properties: `-Dkey=value` on the command line, and the `-D` words
+//!   of `SERVER_JVMFLAGS` then `JVMFLAGS` (the command line wins; other JVM
+//!   options there are ignored with a notice);
+//! - logging: `RUST_LOG` when set (tracing's env filter); otherwise the level
+//!   is the first word of `-Dzookeeper.root.logger` or `ZOO_LOG4J_PROP`
+//!   (log4j levels: TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF; default
+//!   INFO), and the words after it choose the destinations: `CONSOLE` is
+//!   stderr, any `...FILE` appender (ROLLINGFILE, TRACEFILE) is the log file.
+//!   Without appender words, a log directory (`-Dzookeeper.log.dir` or
+//!   `ZOO_LOG_DIR`) means the log file, else stderr. The log file is
+//!   `<dir>/<name>`, the name from `-Dzookeeper.log.file`, `ZOO_LOG_FILE`, or
+//!   ZooKeeper's `zookeeper-<user>-server-<host>.log`; it is appended to and
+//!   never rotated (use logrotate's copytruncate).
+//!   `-Dzookeeper.console.threshold` and `-Dzookeeper.log.threshold` raise the
+//!   level of one destination;
+//! - exit status: 0 after a clean stop (SIGTERM or SIGINT), 2 for an invalid
+//!   configuration (as ZooKeeper), 1 for any other failure.
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use ferrokeeper::config::ServerConfig;
+use ferrokeeper::config::{NoticeLevel, ServerConfig};
 use ferrokeeper::snapshot::{self, recovery, zkformat};
 use ferrokeeper::txnlog;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::EnvFilter;
 
 /// A ZooKeeper-compatible coordination server.
 ///
 /// ZooKeeper system properties are accepted as `-Dkey=value` anywhere on the
-/// command line (e.g. `-Djute.maxbuffer=4194304`).
+/// command line (e.g. `-Djute.maxbuffer=4194304`), and from SERVER_JVMFLAGS
+/// and JVMFLAGS. Without a zoo.cfg argument, $ZOOCFGDIR/$ZOOCFG is read when
+/// either variable is set.
 #[derive(Parser, Debug)]
 #[command(name = "ferrokeeper", version, about)]
 struct Cli {
-    /// Path of a ZooKeeper zoo.cfg. Without one, a standalone server listens
-    /// on 127.0.0.1:2181.
+    /// Path of a ZooKeeper zoo.cfg. Without one (and without ZOOCFGDIR or
+    /// ZOOCFG), a standalone server listens on 127.0.0.1:2181.
     #[arg(long = "config", short = 'c', value_name = "ZOO_CFG", global = true)]
     config: Option<PathBuf>,
     /// The zoo.cfg path, as ZooKeeper's own launchers pass it.
@@ -30,6 +59,8 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Print the version, as ZooKeeper's `zkServer.sh version` does.
+    Version,
     /// Import an Apache ZooKeeper data directory (version-2/ snapshots and
     /// logs) into the configured dataDir. ZooKeeper's files are only read.
     Import {
@@ -73,80 +104,403 @@ enum DumpCommand {
     },
 }
 
-fn split_defines() -> (Vec<String>, Vec<(String, String)>) {
+/// `-Dkey=value` (or `-Dkey`, an empty value, as Java reads it).
+fn as_define(word: &str) -> Option<(String, String)> {
+    let kv = word.strip_prefix("-D").filter(|kv| !kv.is_empty())?;
+    Some(match kv.split_once('=') {
+        Some((k, v)) => (k.to_owned(), v.to_owned()),
+        None => (kv.to_owned(), String::new()),
+    })
+}
+
+/// Splits `-D` properties out of the command line.
+fn split_defines(argv: impl Iterator<Item = String>) -> (Vec<String>, Vec<(String, String)>) {
     let mut args = Vec::new();
     let mut defines = Vec::new();
-    for a in std::env::args() {
-        match a.strip_prefix("-D").and_then(|kv| kv.split_once('=')) {
-            Some((k, v)) => defines.push((k.to_owned(), v.to_owned())),
+    for a in argv {
+        match as_define(&a) {
+            Some(d) => defines.push(d),
             None => args.push(a),
         }
     }
     (args, defines)
 }
 
-fn main() -> anyhow::Result<()> {
-    let (args, mut defines) = split_defines();
-    // ZooKeeper's scripts pass properties through these variables.
+/// The `-D` words of SERVER_JVMFLAGS then JVMFLAGS (ZooKeeper's scripts put
+/// them in that order, so JVMFLAGS wins), and the other JVM options there.
+fn defines_from_env() -> (Vec<(String, String)>, Vec<String>) {
+    let mut defines = Vec::new();
+    let mut others = Vec::new();
     for var in ["SERVER_JVMFLAGS", "JVMFLAGS"] {
         if let Ok(flags) = std::env::var(var) {
             for f in flags.split_whitespace() {
-                if let Some((k, v)) = f.strip_prefix("-D").and_then(|kv| kv.split_once('=')) {
-                    defines.insert(0, (k.to_owned(), v.to_owned()));
+                match as_define(f) {
+                    Some(d) => defines.push(d),
+                    None => others.push(f.to_owned()),
                 }
             }
         }
     }
-    let cli = Cli::parse_from(args);
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let config_path = cli.config.or(cli.config_positional);
-    let load = || ServerConfig::load(config_path.as_deref(), &defines).context("invalid configuration");
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(load()?),
-        Command::Import { zk_data_dir, zk_data_log_dir, force } => {
-            let cfg = load()?;
-            import(&cfg, &zk_data_dir, zk_data_log_dir.as_deref().unwrap_or(&zk_data_dir), force)
-        }
-        Command::Export { out } => export(&load()?, &out),
-        Command::Log { what: DumpCommand::Dump { file, .. } } => dump_log(&file),
-        Command::Snapshot { what: DumpCommand::Dump { file, data } } => dump_snapshot(&file, data),
+    (defines, others)
+}
+
+fn env_nonempty(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The zoo.cfg ZooKeeper's scripts would use: `$ZOOCFGDIR/$ZOOCFG`.
+fn config_from_env() -> Option<(PathBuf, &'static str)> {
+    config_location(env_nonempty("ZOOCFGDIR").map(PathBuf::from), env_nonempty("ZOOCFG").map(PathBuf::from))
+}
+
+/// `ZOOCFG` is a file name in `ZOOCFGDIR` (default `zoo.cfg`), or a path of
+/// its own when absolute (or when `ZOOCFGDIR` is not set).
+fn config_location(dir: Option<PathBuf>, name: Option<PathBuf>) -> Option<(PathBuf, &'static str)> {
+    match (dir, name) {
+        (_, Some(n)) if n.is_absolute() => Some((n, "ZOOCFG")),
+        (Some(d), Some(n)) => Some((d.join(n), "ZOOCFGDIR/ZOOCFG")),
+        (None, Some(n)) => Some((n, "ZOOCFG")),
+        (Some(d), None) => Some((d.join("zoo.cfg"), "ZOOCFGDIR")),
+        (None, None) => None,
     }
 }
 
-fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
+// ---------------------------------------------------------------------------
+// Logging
+
+/// A log4j level name as a tracing level.
+fn log4j_level(name: &str) -> Option<LevelFilter> {
+    Some(match name.trim().to_ascii_uppercase().as_str() {
+        "ALL" | "TRACE" => LevelFilter::TRACE,
+        "DEBUG" => LevelFilter::DEBUG,
+        "INFO" => LevelFilter::INFO,
+        "WARN" | "WARNING" => LevelFilter::WARN,
+        "ERROR" | "FATAL" => LevelFilter::ERROR,
+        "OFF" => LevelFilter::OFF,
+        _ => return None,
+    })
+}
+
+/// The user name, as ZooKeeper's script takes it from $USER.
+fn user_name() -> String {
+    if let Some(u) = env_nonempty("USER").or_else(|| env_nonempty("LOGNAME")) {
+        return u;
+    }
+    // SAFETY: getpwuid is called before any other thread exists; the name is
+    // copied out at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
+        }
+    }
+    "unknown".into()
+}
+
+fn host_name() -> String {
+    env_nonempty("HOSTNAME")
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Where log lines go, for messages that must reach the operator.
+struct Logging {
+    console: bool,
+    file: Option<PathBuf>,
+}
+
+/// Sets up tracing from RUST_LOG, ZooKeeper's logging properties and
+/// environment (see the module docs). Returns where lines go; problems with
+/// the logging settings are logged once it is set up.
+fn init_logging(defines: &[(String, String)]) -> Logging {
+    let define = |k: &str| defines.iter().rev().find(|(dk, _)| dk == k).map(|(_, v)| v.clone());
+    let mut notes: Vec<String> = Vec::new();
+    let root = define("zookeeper.root.logger").or_else(|| env_nonempty("ZOO_LOG4J_PROP"));
+    let mut level = LevelFilter::INFO;
+    let (mut console, mut file_wanted, mut appenders_given) = (false, false, false);
+    if let Some(spec) = &root {
+        let mut words = spec.split(',').map(str::trim);
+        if let Some(w) = words.next().filter(|w| !w.is_empty()) {
+            match log4j_level(w) {
+                Some(l) => level = l,
+                None => notes.push(format!("unknown log level {w:?} in {spec:?}: using INFO")),
+            }
+        }
+        for a in words.filter(|w| !w.is_empty()) {
+            appenders_given = true;
+            let upper = a.to_ascii_uppercase();
+            if upper == "CONSOLE" || upper == "STDOUT" || upper == "STDERR" {
+                console = true;
+            } else if upper.contains("FILE") {
+                file_wanted = true;
+            } else {
+                notes.push(format!("unknown log appender {a:?} in {spec:?}: use CONSOLE or ROLLINGFILE"));
+            }
+        }
+    }
+    let dir = define("zookeeper.log.dir").or_else(|| env_nonempty("ZOO_LOG_DIR"));
+    if !appenders_given {
+        file_wanted = dir.is_some();
+        console = !file_wanted;
+    }
+    let threshold = |k: &str, notes: &mut Vec<String>| match define(k) {
+        None => LevelFilter::TRACE,
+        Some(v) => log4j_level(&v).unwrap_or_else(|| {
+            notes.push(format!("unknown log level {v:?} for {k}: ignored"));
+            LevelFilter::TRACE
+        }),
+    };
+    let console_threshold = threshold("zookeeper.console.threshold", &mut notes);
+    let file_threshold = threshold("zookeeper.log.threshold", &mut notes);
+
+    let mut file = None;
+    if file_wanted {
+        let dir = PathBuf::from(dir.unwrap_or_else(|| ".".into()));
+        let name = define("zookeeper.log.file")
+            .or_else(|| env_nonempty("ZOO_LOG_FILE"))
+            .unwrap_or_else(|| format!("zookeeper-{}-server-{}.log", user_name(), host_name()));
+        let path = dir.join(name);
+        let opened = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&path));
+        match opened {
+            Ok(f) => file = Some((path, f)),
+            Err(e) => {
+                notes.push(format!("cannot open the log file {}: {e}; logging to stderr", path.display()));
+                console = true;
+            }
+        }
+    }
+
+    let filter = match env_nonempty("RUST_LOG") {
+        Some(spec) => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            notes.push(format!("RUST_LOG={spec:?} is not a valid filter ({e}): using {level}"));
+            EnvFilter::default().add_directive(level.into())
+        }),
+        None => EnvFilter::default().add_directive(level.into()),
+    };
+    let console_layer = console.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(console_threshold)
+    });
+    let file_path = file.as_ref().map(|(p, _)| p.clone());
+    let file_layer = file.map(|(_, f)| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::sync::Mutex::new(f))
+            .with_ansi(false)
+            .with_filter(file_threshold)
+    });
+    tracing_subscriber::registry().with(filter).with(console_layer).with(file_layer).init();
+    for n in notes {
+        tracing::warn!("{n}");
+    }
+    Logging { console, file: file_path }
+}
+
+// ---------------------------------------------------------------------------
+
+/// Why the command failed; decides the exit status.
+enum Failure {
+    /// The configuration is invalid (exit 2, as ZooKeeper's
+    /// INVALID_INVOCATION).
+    Config(anyhow::Error),
+    /// Anything else (exit 1).
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Other(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let (args, cli_defines) = split_defines(std::env::args());
+    let (mut defines, jvm_options) = defines_from_env();
+    defines.extend(cli_defines);
+    let cli = Cli::parse_from(args);
+    let logging = init_logging(&defines);
+    match run(cli, &defines, &jvm_options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let (code, e) = match failure {
+                Failure::Config(e) => (2, e),
+                Failure::Other(e) => (1, e),
+            };
+            let text = describe(&e);
+            if !logging.console {
+                // The log file has it; stderr (zkServer.sh's .out file, or
+                // the terminal) must have it too.
+                eprintln!("ferrokeeper: {text}");
+            }
+            if logging.console || logging.file.is_some() {
+                tracing::error!("{text}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// An error and its causes on one line, without repeating a cause that the
+/// message before it already quotes.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+fn run(cli: Cli, defines: &[(String, String)], jvm_options: &[String]) -> Result<(), Failure> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let explicit = cli.config.or(cli.config_positional);
+    let load = |serving: bool| -> Result<ServerConfig, Failure> {
+        let config_path = explicit.clone().or_else(|| config_from_env().map(|(p, _)| p));
+        if serving {
+            tracing::info!(
+                version = ferrokeeper::admin::VERSION,
+                pid = std::process::id(),
+                config = %config_path.as_deref().map_or("(none: defaults)".into(), |p| p.display().to_string()),
+                "starting Ferrokeeper"
+            );
+        }
+        if explicit.is_none() {
+            if let Some((p, from)) = config_from_env() {
+                tracing::info!(config = %p.display(), "configuration file from {from}");
+            }
+        }
+        let cfg = ServerConfig::load(config_path.as_deref(), defines).map_err(|e| {
+            let place = config_path.as_deref().map(|p| format!(" ({})", p.display())).unwrap_or_default();
+            Failure::Config(anyhow::Error::new(e).context(format!("invalid configuration{place}")))
+        })?;
+        if !jvm_options.is_empty() {
+            tracing::info!(
+                "ignoring JVM options from SERVER_JVMFLAGS/JVMFLAGS: {} (there is no JVM)",
+                jvm_options.join(" ")
+            );
+        }
+        for n in &cfg.notices {
+            match n.level {
+                NoticeLevel::Info => tracing::info!("{}", n.message),
+                NoticeLevel::Warn => tracing::warn!("{}", n.message),
+            }
+        }
+        Ok(cfg)
+    };
+    match command {
+        Command::Serve => serve(load(true)?),
+        Command::Version => {
+            println!("Ferrokeeper, version {}", ferrokeeper::admin::VERSION);
+            Ok(())
+        }
+        Command::Import { zk_data_dir, zk_data_log_dir, force } => {
+            let cfg = load(false)?;
+            Ok(import(&cfg, &zk_data_dir, zk_data_log_dir.as_deref().unwrap_or(&zk_data_dir), force)?)
+        }
+        Command::Export { out } => Ok(export(&load(false)?, &out)?),
+        Command::Log { what: DumpCommand::Dump { file, .. } } => {
+            default_sigpipe();
+            Ok(dump_log(&file)?)
+        }
+        Command::Snapshot { what: DumpCommand::Dump { file, data } } => {
+            default_sigpipe();
+            Ok(dump_snapshot(&file, data)?)
+        }
+    }
+}
+
+fn serve(cfg: ServerConfig) -> Result<(), Failure> {
+    if cfg.is_distributed() {
+        let ids: Vec<String> = cfg.servers.iter().map(|s| s.id.to_string()).collect();
+        return Err(Failure::Config(anyhow::anyhow!(
+            "invalid configuration: the server.N lines describe a replicated ensemble (servers {}, this is {}), \
+             and replication is not implemented yet: Ferrokeeper runs standalone only (list at most one server, \
+             with standaloneEnabled not false)",
+            ids.join(", "),
+            cfg.server_id
+        )));
+    }
     tracing::info!(
-        client_port = cfg.client_port,
-        address = %cfg.client_port_address,
-        tick_time_ms = cfg.tick_time_ms,
+        client = %std::net::SocketAddr::new(cfg.client_port_address, cfg.client_port),
         data_dir = %cfg.data_dir.display(),
         data_log_dir = %cfg.data_log_dir.display(),
-        min_session_timeout_ms = cfg.min_session_timeout_ms,
-        max_session_timeout_ms = cfg.max_session_timeout_ms,
+        tick_time_ms = cfg.tick_time_ms,
+        session_timeout_ms = format_args!("{}..{}", cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
+        max_client_cnxns = cfg.max_client_cnxns,
         snap_count = cfg.snap_count,
-        "starting ferrokeeper (standalone)"
+        snap_retain_count = cfg.snap_retain_count,
+        prealloc_kib = cfg.prealloc_bytes / 1024,
+        jute_max_buffer = cfg.jute_max_buffer,
+        four_letter_words = %match &cfg.four_letter_whitelist {
+            ferrokeeper::config::FourLetterWhitelist::All => "*".to_owned(),
+            ferrokeeper::config::FourLetterWhitelist::Only(w) => w.iter().cloned().collect::<Vec<_>>().join(","),
+        },
+        extended_types = cfg.extended_types_enabled,
+        skip_acl = cfg.skip_acl,
+        enforce_quota = cfg.enforce_quota,
+        super_digest = cfg.super_digest.is_some(),
+        reconfig_enabled = cfg.reconfig_enabled,
+        server_id = cfg.server_id,
+        "configuration"
     );
+    let drain_limit = Duration::from_millis(cfg.shutdown_timeout_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let server = ferrokeeper::start(cfg).await.context("cannot start")?;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut server = ferrokeeper::start(cfg).await.context("cannot start")?;
         tracing::info!(addr = %server.local_addr, "serving clients");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-            r = server.task => { r.context("accept loop failed")?; }
+        let why = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            r = &mut server.task => {
+                r.context("the accept loop failed")?;
+                return Err(Failure::Other(anyhow::anyhow!("the accept loop stopped")));
+            }
+        };
+        tracing::info!(
+            signal = why,
+            limit_ms = drain_limit.as_millis() as u64,
+            "shutting down: no new connections or requests; in-flight writes are finishing"
+        );
+        let started = Instant::now();
+        let drained = tokio::select! {
+            ok = server.shutdown(drain_limit) => ok,
+            _ = term.recv() => { tracing::warn!("second signal: stopping without waiting"); false }
+            _ = int.recv() => { tracing::warn!("second signal: stopping without waiting"); false }
+        };
+        // Let connection writers put the last replies on the wire.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if drained {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "shutdown complete: every acknowledged write is on disk"
+            );
+        } else {
+            tracing::warn!(
+                ms = started.elapsed().as_millis() as u64,
+                "shutdown did not drain in time: writes still in flight were not acknowledged (every acknowledged \
+                 write is on disk)"
+            );
         }
-        // Every acknowledged write is already on disk (the log syncs before
-        // a reply leaves), so stopping needs no flush of its own.
-        tracing::info!("shutting down");
-        anyhow::Ok(())
+        Ok::<(), Failure>(())
     })?;
+    runtime.shutdown_timeout(Duration::from_millis(500));
     Ok(())
 }
 
@@ -277,4 +631,58 @@ fn dump_snapshot(file: &Path, data: bool) -> anyhow::Result<()> {
         println!("0x{id:x}, {t}, {count}");
     }
     Ok(())
+}
+
+/// Dumps are often piped into `head`: let a closed pipe end the process
+/// quietly, as for any Unix filter, instead of a write error.
+fn default_sigpipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread
+    // that writes to stdout exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn defines_are_split_out_of_the_command_line() {
+        let (args, defines) =
+            split_defines(strings(&["ferrokeeper", "-Da=1", "zoo.cfg", "-Db", "-Dc=x=y", "-D", "serve"]).into_iter());
+        assert_eq!(args, strings(&["ferrokeeper", "zoo.cfg", "-D", "serve"]));
+        let pairs: Vec<(&str, &str)> = defines.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, vec![("a", "1"), ("b", ""), ("c", "x=y")]);
+    }
+
+    #[test]
+    fn config_location_follows_zookeepers_scripts() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(config_location(p("/etc/zk"), None).unwrap().0, PathBuf::from("/etc/zk/zoo.cfg"));
+        assert_eq!(config_location(p("/etc/zk"), p("other.cfg")).unwrap().0, PathBuf::from("/etc/zk/other.cfg"));
+        assert_eq!(config_location(p("/etc/zk"), p("/srv/zoo.cfg")).unwrap().0, PathBuf::from("/srv/zoo.cfg"));
+        assert_eq!(config_location(None, p("rel.cfg")).unwrap().0, PathBuf::from("rel.cfg"));
+        assert!(config_location(None, None).is_none());
+    }
+
+    #[test]
+    fn log4j_levels() {
+        assert_eq!(log4j_level("info"), Some(LevelFilter::INFO));
+        assert_eq!(log4j_level(" FATAL "), Some(LevelFilter::ERROR));
+        assert_eq!(log4j_level("ALL"), Some(LevelFilter::TRACE));
+        assert_eq!(log4j_level("OFF"), Some(LevelFilter::OFF));
+        assert_eq!(log4j_level("verbose"), None);
+    }
+
+    #[test]
+    fn errors_read_as_one_line_without_repeats() {
+        let io = std::io::Error::other("Address already in use");
+        let e = anyhow::Error::new(io).context("cannot bind 1.2.3.4:5: Address already in use").context("cannot start");
+        assert_eq!(describe(&e), "cannot start: cannot bind 1.2.3.4:5: Address already in use");
+    }
 }

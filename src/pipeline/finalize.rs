@@ -87,7 +87,7 @@ impl Core {
     pub(super) fn on_committed(&mut self, c: Committed) {
         let zxid = c.zxid;
         let p = c.proposal;
-        let ctx = TxnContext { session_id: p.session_id, zxid, time_ms: p.time_ms, auth: &p.auth };
+        let ctx = TxnContext { session_id: p.session_id, zxid, time_ms: p.time_ms, auth: &p.auth, rules: p.rules };
         let applied = self.tree.apply(&ctx, &p.op);
         // Watch events first: a client must see the event before any reply
         // that shows the change, its own included.
@@ -124,7 +124,7 @@ impl Core {
                 let conn = self.sessions.remove(&sid).and_then(|s| s.conn);
                 self.gate.drop_session(sid);
                 if let Some(Waiter::Request { conn_id, xid, received, .. }) = waiter {
-                    self.stats.record_latency(received.elapsed().as_millis() as u64);
+                    self.stats.record_update_latency(received.elapsed().as_millis() as u64);
                     self.send(conn_id, reply_frame(xid, zxid, 0));
                     self.close_after_flush(conn_id);
                 } else if let Some(conn_id) = conn {
@@ -133,7 +133,7 @@ impl Core {
                 }
             }
             (_, Some(Waiter::Request { conn_id, xid, opcode, permit, received })) => {
-                self.stats.record_latency(received.elapsed().as_millis() as u64);
+                self.stats.record_update_latency(received.elapsed().as_millis() as u64);
                 let frame = write_reply(xid, zxid, opcode, &applied.result);
                 self.send(conn_id, frame);
                 drop(permit);
@@ -331,7 +331,7 @@ impl Core {
                 })
             }
         };
-        self.stats.record_latency(r.received.elapsed().as_millis() as u64);
+        self.stats.record_read_latency(r.received.elapsed().as_millis() as u64);
         self.send(conn, frame);
         drop(r.permit);
         if close_after {

@@ -171,6 +171,12 @@ pub struct ServerStats {
     pub total_latency_ms: u64,
     pub latency_count: u64,
     pub auth_failed: u64,
+    /// Every request's latency in ms (`ferrokeeper_request_latency_ms`).
+    pub request_latency: crate::admin::metrics::Summary,
+    /// Reads only (ZooKeeper's `readlatency`), see [`Self::record_read_latency`].
+    pub read_latency: crate::admin::metrics::Summary,
+    /// Writes only (ZooKeeper's `updatelatency`), see [`Self::record_update_latency`].
+    pub update_latency: crate::admin::metrics::Summary,
 }
 
 impl ServerStats {
@@ -181,6 +187,17 @@ impl ServerStats {
         self.max_latency_ms = self.max_latency_ms.max(ms);
         self.total_latency_ms += ms;
         self.latency_count += 1;
+        self.request_latency.record(ms);
+    }
+    /// A read's latency: [`Self::record_latency`] plus `readlatency`.
+    pub fn record_read_latency(&mut self, ms: u64) {
+        self.record_latency(ms);
+        self.read_latency.record(ms);
+    }
+    /// A write's latency (reply after commit): [`Self::record_latency`] plus `updatelatency`.
+    pub fn record_update_latency(&mut self, ms: u64) {
+        self.record_latency(ms);
+        self.update_latency.record(ms);
     }
     pub fn reset(&mut self) {
         *self = ServerStats { auth_failed: self.auth_failed, ..Default::default() };
@@ -359,7 +376,8 @@ impl Core {
         waiter: Option<Waiter>,
     ) {
         let local_ref = if waiter.is_some() { self.alloc_ref() } else { 0 };
-        let p = Proposal { session_id, cxid, time_ms, auth, op, local_ref };
+        let rules = crate::snapshot::recovery::tree_config(&self.cfg);
+        let p = Proposal { session_id, cxid, time_ms, auth, op, rules, local_ref };
         match self.propose.propose(p) {
             Ok(()) => {
                 if let Some(w) = waiter {
@@ -459,9 +477,9 @@ impl Core {
 
     fn on_request(&mut self, r: ClientRequest) {
         if self.shutdown.is_some() {
-            // Stopping: take nothing new; the client will reconnect elsewhere
-            // (or to this server once it is back).
-            self.drop_connection(r.conn_id);
+            // Stopping: take nothing new, but keep the connection so that the
+            // replies of its writes already in flight still reach it. The
+            // client sees the close when the process exits, and retries.
             return;
         }
         self.stats.packets_received += 1;
@@ -599,6 +617,7 @@ impl Core {
             let started = Instant::now();
             match crate::snapshot::write(&dir, &src) {
                 Ok(path) => {
+                    crate::admin::metrics::record_snapshot(started.elapsed().as_millis() as u64);
                     tracing::info!(snapshot = %path.display(), nodes = src.nodes.len(), ms = started.elapsed().as_millis() as u64, "snapshot taken");
                     drop(src);
                     match crate::snapshot::purge(&dir, retain) {

@@ -30,6 +30,8 @@ pub struct Proposal {
     pub time_ms: i64,
     pub auth: Arc<Vec<Id>>,
     pub op: WriteOp,
+    /// The apply-time settings in force at proposal (see `TxnContext::rules`).
+    pub rules: crate::tree::TreeConfig,
     /// Local bookkeeping only (never replicated): which waiting request this
     /// proposal answers on this server.
     pub local_ref: u64,
@@ -179,6 +181,7 @@ fn log_thread(
             let started = Instant::now();
             log.sync()?;
             let took = started.elapsed();
+            crate::admin::metrics::record_fsync(took.as_millis() as u64, took > fsync_warn);
             if took > fsync_warn {
                 tracing::warn!(
                     "fsync-ing the write ahead log took {}ms which will adversely effect operation latency",
@@ -186,6 +189,7 @@ fn log_thread(
                 );
             }
             if let Some(z) = purge.take() {
+                log.roll_at_next_append();
                 let removed = log.purge_before(z)?;
                 if removed > 0 {
                     tracing::info!(removed, before_zxid = format_args!("0x{z:x}"), "purged old log segments");

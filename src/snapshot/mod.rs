@@ -229,7 +229,8 @@ mod tests {
     fn tree_with_nodes() -> DataTree {
         let mut t = DataTree::new(TreeConfig::default());
         for (i, p) in ["/a", "/a/b", "/c"].iter().enumerate() {
-            let ctx = TxnContext { session_id: 5, zxid: i as i64 + 1, time_ms: 10, auth: &[] };
+            let ctx =
+                TxnContext { session_id: 5, zxid: i as i64 + 1, time_ms: 10, auth: &[], rules: TreeConfig::default() };
             let op = WriteOp::Create(CreateOp {
                 path: p.to_string(),
                 data: if i == 1 { None } else { Some(vec![i as u8; 3]) },

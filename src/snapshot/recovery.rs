@@ -51,7 +51,7 @@ pub fn tree_config(cfg: &ServerConfig) -> TreeConfig {
 
 /// Applies one replayed proposal and keeps the session table in step.
 pub fn apply_replayed(tree: &mut DataTree, sessions: &mut BTreeMap<i64, i32>, zxid: i64, p: &Proposal) {
-    let ctx = TxnContext { session_id: p.session_id, zxid, time_ms: p.time_ms, auth: &p.auth };
+    let ctx = TxnContext { session_id: p.session_id, zxid, time_ms: p.time_ms, auth: &p.auth, rules: p.rules };
     tree.apply(&ctx, &p.op);
     match p.op {
         WriteOp::CreateSession { timeout_ms } => {

@@ -95,7 +95,7 @@ impl CreateMode {
 }
 
 /// Settings that change what `apply` does; identical on every replica.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TreeConfig {
     /// `zookeeper.extendedTypesEnabled`: TTL nodes.
     pub extended_types: bool,
@@ -158,6 +158,9 @@ pub struct TxnContext<'a> {
     pub zxid: i64,
     pub time_ms: i64,
     pub auth: &'a [jute::data::Id],
+    /// The settings in force when the write was proposed (logged with it),
+    /// so that replay under a changed configuration reaches the same result.
+    pub rules: TreeConfig,
 }
 
 /// A create request as clients send it (create, create2, createContainer,
@@ -452,7 +455,7 @@ impl DataTree {
     }
 
     fn check(&self, acl: &[Acl], perm: i32, ctx: &TxnContext) -> OpResult<()> {
-        if acl::check_acl(acl, perm, ctx.auth, self.config.skip_acl) {
+        if acl::check_acl(acl, perm, ctx.auth, ctx.rules.skip_acl) {
             Ok(())
         } else {
             Err(err::NO_AUTH)
@@ -557,7 +560,7 @@ impl DataTree {
 
     fn create(&mut self, ctx: &TxnContext, c: &CreateOp, triggers: &mut Vec<Trigger>) -> OpResult<WriteResult> {
         let mode = CreateMode::from_flags(c.flags).ok_or(err::BAD_ARGUMENTS)?;
-        if mode.ttl && !self.config.extended_types {
+        if mode.ttl && !ctx.rules.extended_types {
             return Err(err::UNIMPLEMENTED);
         }
         if mode.ttl {
@@ -581,10 +584,10 @@ impl DataTree {
         if self.nodes.contains_key(&*path) {
             return Err(err::NODE_EXISTS);
         }
-        if EphemeralType::of(parent.stat.ephemeral_owner, self.config.extended_types) == EphemeralType::Normal {
+        if EphemeralType::of(parent.stat.ephemeral_owner, ctx.rules.extended_types) == EphemeralType::Normal {
             return Err(err::NO_CHILDREN_FOR_EPHEMERALS);
         }
-        self.check_quota(&path, c.data.as_ref().map_or(0, |d| d.len()) as i64, 1)?;
+        self.check_quota(ctx, &path, c.data.as_ref().map_or(0, |d| d.len()) as i64, 1)?;
         let owner = if mode.container {
             CONTAINER_EPHEMERAL_OWNER
         } else if mode.ttl {
@@ -702,7 +705,7 @@ impl DataTree {
         if !node.children.is_empty() {
             return Err(err::NOT_EMPTY);
         }
-        match EphemeralType::of(node.stat.ephemeral_owner, self.config.extended_types) {
+        match EphemeralType::of(node.stat.ephemeral_owner, ctx.rules.extended_types) {
             EphemeralType::Container => {}
             // The reaper stamps the time it saw the node expire; re-check at
             // apply so a setData that raced with the reaper keeps the node.
@@ -726,7 +729,7 @@ impl DataTree {
         self.check(&node.acl, perms::WRITE, ctx)?;
         let old_len = node.data.as_ref().map_or(0, |d| d.len()) as i64;
         let bytes_diff = data.as_ref().map_or(0, |d| d.len()) as i64 - old_len;
-        self.check_quota(path, bytes_diff, 0)?;
+        self.check_quota(ctx, path, bytes_diff, 0)?;
         let new_version = check_version(node.stat.version, version)?;
         self.save(path);
         let node = node_in(&mut self.nodes, path).expect("checked");

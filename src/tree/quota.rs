@@ -73,8 +73,14 @@ impl DataTree {
     }
 
     /// The hard-limit check run before a create (count +1) or setData.
-    pub(super) fn check_quota(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Result<(), i32> {
-        if !self.config.enforce_quota {
+    pub(super) fn check_quota(
+        &self,
+        ctx: &super::TxnContext,
+        path: &str,
+        bytes_diff: i64,
+        count_diff: i64,
+    ) -> Result<(), i32> {
+        if !ctx.rules.enforce_quota {
             return Ok(());
         }
         let Some(prefix) = self.quota_prefix(path) else {

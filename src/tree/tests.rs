@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 fn ctx(zxid: i64) -> TxnContext<'static> {
-    TxnContext { session_id: 0x42, zxid, time_ms: 1000 + zxid, auth: &[] }
+    let rules = TreeConfig { extended_types: true, skip_acl: false, enforce_quota: true };
+    TxnContext { session_id: 0x42, zxid, time_ms: 1000 + zxid, auth: &[], rules }
 }
 
 fn create(path: &str, flags: i32) -> WriteOp {
@@ -118,7 +119,10 @@ fn error_order_and_codes() {
     assert!(matches!(t.apply(&ctx(4), &create("/e", 1)).result, WriteResult::Created { .. }));
     assert_eq!(t.apply(&ctx(4), &create("/e", 1)).result, WriteResult::Error(err::NODE_EXISTS));
     assert_eq!(t.apply(&ctx(5), &create("/e/c", 0)).result, WriteResult::Error(err::NO_CHILDREN_FOR_EPHEMERALS));
-    assert_eq!(t.apply(&ctx(6), &create("/t", 5)).result, WriteResult::Error(err::UNIMPLEMENTED));
+    assert_eq!(
+        t.apply(&TxnContext { rules: TreeConfig::default(), ..ctx(6) }, &create("/t", 5)).result,
+        WriteResult::Error(err::UNIMPLEMENTED)
+    );
     assert_eq!(t.apply(&ctx(7), &create("/t", 9)).result, WriteResult::Error(err::BAD_ARGUMENTS));
     assert_eq!(
         t.apply(&ctx(8), &WriteOp::Delete { path: "/zookeeper".into(), version: -1 }).result,
@@ -283,4 +287,20 @@ proptest! {
         }
         prop_assert_eq!(t.node_count(), model.len() + 4);
     }
+}
+
+#[test]
+fn replay_uses_the_rules_logged_with_the_write() {
+    // A TTL create accepted with extended types stays accepted on replay
+    // even when the server restarts without them.
+    let mut t = DataTree::new(TreeConfig::default());
+    let ttl = WriteOp::Create(CreateOp {
+        path: "/t".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 5,
+        ttl: 100,
+        opcode: op::CREATE_TTL,
+    });
+    assert!(matches!(t.apply(&ctx(1), &ttl).result, WriteResult::Created { .. }));
 }

@@ -6,13 +6,13 @@
 //! is deterministic, so replaying the requests rebuilds the same tree.
 
 use crate::pipeline::propose::Proposal;
-use crate::tree::{CreateOp, MultiOp, WriteOp};
+use crate::tree::{CreateOp, MultiOp, TreeConfig, WriteOp};
 use jute::data::{Acl, Id};
 use jute::{jute_records, DecodeError, Jute, Reader};
 use std::sync::Arc;
 
 jute_records! {
-    EntryHeader { zxid: i64, session_id: i64, cxid: i32, time_ms: i64, tag: i32, auth: Vec<Id> }
+    EntryHeader { zxid: i64, session_id: i64, cxid: i32, time_ms: i64, tag: i32, auth: Vec<Id>, rules: i32 }
     CreateBody { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32, ttl: i64, opcode: i32 }
     SessionBody { timeout_ms: i32 }
     PathVersionBody { path: String, version: i32 }
@@ -93,6 +93,16 @@ fn read_multi_op(r: &mut Reader<'_>) -> Result<MultiOp, DecodeError> {
     })
 }
 
+/// The apply-time settings, as logged with every entry: a restart with a
+/// changed configuration must not change what committed writes did.
+fn rules_to_bits(r: TreeConfig) -> i32 {
+    (r.extended_types as i32) | (r.skip_acl as i32) << 1 | (r.enforce_quota as i32) << 2
+}
+
+fn rules_from_bits(b: i32) -> TreeConfig {
+    TreeConfig { extended_types: b & 1 != 0, skip_acl: b & 2 != 0, enforce_quota: b & 4 != 0 }
+}
+
 /// Encodes a committed proposal.
 pub fn encode(zxid: i64, p: &Proposal) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
@@ -115,6 +125,7 @@ pub fn encode(zxid: i64, p: &Proposal) -> Vec<u8> {
         time_ms: p.time_ms,
         tag,
         auth: p.auth.as_ref().clone(),
+        rules: rules_to_bits(p.rules),
     }
     .write_to(&mut out);
     match &p.op {
@@ -189,6 +200,7 @@ pub fn decode(payload: &[u8]) -> Result<(i64, Proposal), DecodeError> {
         time_ms: h.time_ms,
         auth: Arc::new(h.auth),
         op,
+        rules: rules_from_bits(h.rules),
         local_ref: 0,
     };
     Ok((h.zxid, p))
@@ -205,6 +217,7 @@ mod tests {
             time_ms: 99,
             auth: Arc::new(vec![Id::new("digest", "u:abc")]),
             op,
+            rules: TreeConfig { extended_types: true, skip_acl: false, enforce_quota: true },
             local_ref: 0,
         }
     }
@@ -245,6 +258,7 @@ mod tests {
             assert_eq!(back.op, op);
             assert_eq!((back.session_id, back.cxid, back.time_ms), (0x1234, 7, 99));
             assert_eq!(back.auth, p.auth);
+            assert_eq!(back.rules, p.rules);
             for cut in 0..bytes.len() {
                 assert!(decode(&bytes[..cut]).is_err());
             }

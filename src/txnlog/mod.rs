@@ -48,7 +48,10 @@ pub enum LogError {
     Corrupt { path: PathBuf, offset: u64, reason: String, after_zxid: i64 },
     #[error("{path}: not a Ferrokeeper log segment ({reason})")]
     BadHeader { path: PathBuf, reason: String },
-    #[error("transaction log gap: {path} starts at zxid 0x{found:x}, expected 0x{expected:x}")]
+    #[error(
+        "transaction log gap: {path} starts at zxid 0x{found:x}, expected 0x{expected:x} (is a snapshot or an \
+         older log segment missing or damaged?); refusing to start without those transactions"
+    )]
     Gap { path: PathBuf, expected: i64, found: i64 },
 }
 
@@ -155,7 +158,15 @@ fn scan(bytes: &[u8], first_zxid: i64, path: &Path) -> Result<Scan, LogError> {
     let mut records = Vec::new();
     loop {
         match check_record(bytes, off) {
-            Ok(None) => return Ok(Scan { records, end: off as u64, bad: None }),
+            Ok(None) => {
+                // Zeros where a record should be: the end, unless valid
+                // records follow (a zeroed record in the middle).
+                let last = records.last().map_or(first_zxid - 1, |(_, r): &(u64, Recovered)| r.zxid);
+                if valid_record_after(bytes, off, last) {
+                    return Ok(Scan { records, end: off as u64, bad: Some((off as u64, "zeroed record".into())) });
+                }
+                return Ok(Scan { records, end: off as u64, bad: None });
+            }
             Ok(Some((len, zxid))) => {
                 if zxid != expected {
                     if records.is_empty() && zxid != first_zxid {
@@ -182,6 +193,14 @@ fn scan(bytes: &[u8], first_zxid: i64, path: &Path) -> Result<Scan, LogError> {
 fn valid_record_after(bytes: &[u8], from: usize, after: i64) -> bool {
     let mut off = from + 1;
     while off + RECORD_HEADER_LEN + 8 <= bytes.len() {
+        // Runs of zeros (preallocated space) hold no record: skip them.
+        if bytes[off..off + 4] == [0, 0, 0, 0] {
+            match bytes[off..].iter().position(|b| *b != 0) {
+                Some(p) => off = (off + p).saturating_sub(3).max(off + 1),
+                None => return false,
+            }
+            continue;
+        }
         let len = u32::from_be_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
         if (8..=MAX_RECORD_LEN).contains(&len) && off + RECORD_HEADER_LEN + len <= bytes.len() {
             let start = off + RECORD_HEADER_LEN;
@@ -216,6 +235,7 @@ pub struct TxnLog {
     /// Encoded records not yet written.
     pending: Vec<u8>,
     last_zxid: i64,
+    force_roll: bool,
 }
 
 impl TxnLog {
@@ -231,6 +251,19 @@ impl TxnLog {
             }
         }
         segments.sort_by_key(|s| s.first_zxid);
+        // A crash while a new segment was being created leaves it empty or
+        // with a partial header: it never held an entry, so drop it.
+        if let Some(last) = segments.last() {
+            let bytes = fs::read(&last.path).map_err(io_err(&last.path))?;
+            let header_ok = read_header(&bytes, &last.path).is_ok();
+            let rest_zero = bytes.get(HEADER_LEN as usize..).is_none_or(|r| r.iter().all(|b| *b == 0));
+            if !header_ok && rest_zero {
+                tracing::warn!(file = %last.path.display(), "removing a log segment whose creation a crash interrupted");
+                fs::remove_file(&last.path).map_err(io_err(&last.path))?;
+                sync_dir(&cfg.dir)?;
+                segments.pop();
+            }
+        }
         let mut out = Vec::new();
         let mut last_zxid = after_zxid;
         let mut expected: Option<i64> = None;
@@ -252,10 +285,20 @@ impl TxnLog {
                     reason: format!("header says zxid 0x{header_zxid:x}, name says 0x{:x}", seg.first_zxid),
                 });
             }
-            if let Some(exp) = expected {
-                if seg.first_zxid != exp {
+            match expected {
+                Some(exp) if seg.first_zxid != exp => {
                     return Err(LogError::Gap { path: seg.path.clone(), expected: exp, found: seg.first_zxid });
                 }
+                // The first segment read must reach back to the snapshot:
+                // otherwise the transactions in between are lost.
+                None if seg.first_zxid > after_zxid + 1 => {
+                    return Err(LogError::Gap {
+                        path: seg.path.clone(),
+                        expected: after_zxid + 1,
+                        found: seg.first_zxid,
+                    });
+                }
+                _ => {}
             }
             let s = scan(&bytes, seg.first_zxid, &seg.path)?;
             let seg_last = s.records.last().map(|(_, r)| r.zxid);
@@ -306,6 +349,7 @@ impl TxnLog {
             alloc_end: 0,
             pending: Vec::with_capacity(1 << 16),
             last_zxid,
+            force_roll: false,
         };
         if let Some(last) = log.segments.last().cloned() {
             let f = OpenOptions::new().read(true).write(true).open(&last.path).map_err(io_err(&last.path))?;
@@ -324,11 +368,16 @@ impl TxnLog {
         self.last_zxid
     }
 
-    /// Sets the preallocation step (and segment size) for segments created
-    /// from now on.
+    /// Sets the preallocation step for segments created from now on.
     pub fn set_prealloc_bytes(&mut self, bytes: u64) {
         self.cfg.prealloc_bytes = bytes.max(4096);
         self.cfg.segment_bytes = self.cfg.segment_bytes.max(self.cfg.prealloc_bytes);
+    }
+
+    /// Starts a new segment at the next append, as ZooKeeper does after
+    /// each snapshot, so that older segments can be purged.
+    pub fn roll_at_next_append(&mut self) {
+        self.force_roll = true;
     }
 
     pub fn dir(&self) -> &Path {
@@ -338,7 +387,9 @@ impl TxnLog {
     /// Buffers one entry; nothing is durable before [`TxnLog::sync`].
     pub fn append(&mut self, zxid: i64, payload: &[u8]) -> Result<(), LogError> {
         debug_assert!(zxid == self.last_zxid + 1 || self.file.is_none());
-        if self.file.is_none() || self.write_pos + self.pending.len() as u64 > self.cfg.segment_bytes {
+        if self.file.is_none() || self.force_roll || self.write_pos + self.pending.len() as u64 > self.cfg.segment_bytes
+        {
+            self.force_roll = false;
             self.roll(zxid)?;
         }
         self.pending.extend_from_slice(&(payload.len() as u32).to_be_bytes());

@@ -139,3 +139,39 @@ fn snapshot_ahead_of_the_log_starts_a_new_segment() {
     let (_, entries) = TxnLog::open(small(d.path()), 50).unwrap();
     assert_eq!(entries.iter().map(|e| e.zxid).collect::<Vec<_>>(), vec![51]);
 }
+
+#[test]
+fn zeroed_record_before_valid_ones_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 1, 20);
+    let seg = last_segment(d.path());
+    let dump = read_segment(&seg).unwrap();
+    let off = HEADER_LEN as usize + RECORD_HEADER_LEN + dump.records[0].payload.len();
+    let f = OpenOptions::new().write(true).open(&seg).unwrap();
+    f.write_all_at(&[0u8; 8], off as u64).unwrap();
+    assert!(matches!(TxnLog::open(small(d.path()), 0), Err(LogError::Corrupt { .. })));
+}
+
+#[test]
+fn segment_cut_short_at_creation_is_dropped() {
+    for content in [&b""[..], &b"FK"[..]] {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), 1, 5);
+        fs::write(d.path().join(segment_name(6)), content).unwrap();
+        let (mut log, entries) = TxnLog::open(small(d.path()), 0).unwrap();
+        assert_eq!(entries.len(), 5);
+        log.append(6, &payload(6, 3)).unwrap();
+        log.sync().unwrap();
+        assert_eq!(TxnLog::open(small(d.path()), 0).unwrap().1.len(), 6);
+    }
+}
+
+#[test]
+fn log_that_does_not_reach_the_snapshot_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 1, 300);
+    let (mut log, _) = TxnLog::open(small(d.path()), 0).unwrap();
+    log.purge_before(200).unwrap();
+    // The snapshot at 200 is lost: starting from nothing must not skip ahead.
+    assert!(matches!(TxnLog::open(small(d.path()), 0), Err(LogError::Gap { .. })));
+}
