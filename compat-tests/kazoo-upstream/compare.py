@@ -51,7 +51,6 @@ CATEGORIES = [
 KNOWN = [
     r"test_sasl\.",
     r"test_client\.TestSSLClient\.",
-    r"\.test_request_queuing_session_(recovered|expired)$",
 ]
 
 
