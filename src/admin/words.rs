@@ -104,9 +104,8 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
         "gtmk" => {
             let _ = write!(out, "{}", state::trace_mask());
         }
-        // ZooKeeper reads an 8-byte mask after "stmk" and echoes it; the
-        // connection task hands us the word only, so the mask is unchanged
-        // (set it with /commands/set_trace_mask?traceMask=N).
+        // ZooKeeper reads an 8-byte mask after "stmk", sets it and echoes
+        // it; the connection task has already set it.
         "stmk" => {
             let _ = write!(out, "{}", state::trace_mask());
         }

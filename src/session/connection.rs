@@ -72,6 +72,13 @@ async fn serve_inner(
         .await
         .map_err(|_| ConnError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
     if let Some(cmd) = crate::admin::as_four_letter_word(&first) {
+        if cmd == "stmk" && shared.cfg.four_letter_whitelist.allows(cmd) {
+            // stmk carries the new trace mask as 8 more bytes.
+            let mut mask = [0u8; 8];
+            if let Ok(Ok(_)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut mask)).await {
+                crate::admin::state::set_trace_mask(i64::from_be_bytes(mask));
+            }
+        }
         return answer_four_letter(cmd, wr, shared).await;
     }
 

@@ -70,8 +70,6 @@ def test_stmk_format(captures):
     assert re.fullmatch(r"-?\d+", fk.words["stmk"])
 
 
-@pytest.mark.xfail(strict=True, reason="the connection task does not hand the 8-byte mask after 'stmk' "
-                                       "to admin (src/session/connection.rs)")
 def test_stmk_sets_the_mask(captures):
     zk, fk = captures
     assert fk.words["stmk"] == zk.words["stmk"]
