@@ -505,12 +505,7 @@ fn serve(cfg: ServerConfig) -> Result<(), Failure> {
 }
 
 fn import(cfg: &ServerConfig, zk_data_dir: &Path, zk_log_dir: &Path, force: bool) -> anyhow::Result<()> {
-    let ours = !snapshot::list(&cfg.data_dir).is_empty()
-        || std::fs::read_dir(&cfg.data_log_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("log."));
+    let ours = recovery::has_own_files(cfg);
     if ours && !force {
         bail!(
             "{} already holds Ferrokeeper state; use --force to replace it (its snapshots and logs are moved to \

@@ -379,12 +379,8 @@ fn server_stats(core: &Core) -> ServerStatsView {
         packets_received: s.packets_received,
         last_zxid: core.tree.last_zxid(),
         outstanding: view::outstanding(core),
-        avg_latency: if s.latency_count == 0 {
-            0.0
-        } else {
-            super::json::round4(s.total_latency_ms as f64 / s.latency_count as f64)
-        },
-        min_latency: if s.latency_count == 0 { 0 } else { s.min_latency_ms },
+        avg_latency: s.avg_latency_ms(),
+        min_latency: s.min_latency(),
         max_latency: s.max_latency_ms,
         connections: core.conns.len(),
         uptime_ms: core.started.elapsed().as_millis() as u64,

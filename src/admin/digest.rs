@@ -61,30 +61,10 @@ pub fn crc32_update(crc: u32, data: &[u8]) -> u32 {
     !c
 }
 
-/// One node's digest (`DigestCalculator.calculateDigest`).
+/// One node's digest (`DigestCalculator.calculateDigest`), computed by the
+/// same function that checks imported ZooKeeper snapshots.
 pub fn node_digest(path: &str, node: &Node) -> u64 {
-    if path.starts_with("/zookeeper/") {
-        return 0;
-    }
-    // ZooKeeper keys the root as "" when it computes digests.
-    let path = if path == "/" { "" } else { path };
-    let s = &node.stat;
-    let mut b = Vec::with_capacity(60);
-    b.extend_from_slice(&s.czxid.to_be_bytes());
-    b.extend_from_slice(&s.mzxid.to_be_bytes());
-    b.extend_from_slice(&s.pzxid.to_be_bytes());
-    b.extend_from_slice(&s.ctime.to_be_bytes());
-    b.extend_from_slice(&s.mtime.to_be_bytes());
-    b.extend_from_slice(&s.version.to_be_bytes());
-    b.extend_from_slice(&s.cversion.to_be_bytes());
-    b.extend_from_slice(&s.aversion.to_be_bytes());
-    b.extend_from_slice(&s.ephemeral_owner.to_be_bytes());
-    let mut crc = crc32_update(0, path.as_bytes());
-    if let Some(d) = &node.data {
-        crc = crc32_update(crc, d);
-    }
-    crc = crc32_update(crc, &b);
-    crc as u64
+    crate::snapshot::zkformat::node_digest(path, node.data.as_deref(), &node.stat) as u32 as u64
 }
 
 /// The tree digest (`DataTree.getTreeDigest`): a wrapping sum, so the order

@@ -40,12 +40,8 @@ pub async fn render(st: &Arc<AdminState>) -> String {
         .inspect(|core| {
             let s = &core.stats;
             CoreValues {
-                avg_latency: if s.latency_count == 0 {
-                    0.0
-                } else {
-                    super::json::round4(s.total_latency_ms as f64 / s.latency_count as f64)
-                },
-                min_latency: if s.latency_count == 0 { 0 } else { s.min_latency_ms },
+                avg_latency: s.avg_latency_ms(),
+                min_latency: s.min_latency(),
                 max_latency: s.max_latency_ms,
                 packets_received: s.packets_received,
                 packets_sent: s.packets_sent,

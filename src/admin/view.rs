@@ -6,7 +6,6 @@ use super::metrics::{self, Summary};
 use super::state::AdminState;
 use super::sys;
 use crate::pipeline::{Core, Waiter};
-use crate::session::tracker::SessionTracker;
 use jute::proto::watcher_type;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -100,34 +99,27 @@ pub fn outstanding(core: &Core) -> u64 {
 /// The tracker only says which sessions are due at a given time, so it is
 /// drained one tick at a time and rebuilt with the same buckets; this runs
 /// on the core's task, so nothing sees it half-drained.
-pub fn expiry_buckets(core: &mut Core) -> Vec<(u64, Vec<i64>)> {
+pub fn expiry_buckets(core: &Core) -> Vec<(u64, Vec<i64>)> {
     let tick = core.cfg.tick_time_ms.max(1);
-    let mut t = std::mem::replace(&mut core.tracker, SessionTracker::new(tick));
-    let mut out: Vec<(u64, Vec<i64>)> = Vec::new();
     let now = core.started.elapsed().as_millis() as u64;
-    let mut at = now / tick * tick;
-    // Already due (the next expiry check takes them); kept due.
-    let overdue = t.expired(at);
-    if !overdue.is_empty() {
-        out.push((at, overdue));
-    }
-    // Every bucket is a multiple of the tick and finite: this ends after at
-    // most (longest session timeout / tick) + 1 steps.
-    while !t.is_empty() {
-        at += tick;
-        let ids = t.expired(at);
-        if !ids.is_empty() {
+    let due = now / tick * tick;
+    let mut out: Vec<(u64, Vec<i64>)> = Vec::new();
+    // Buckets already due (the next expiry check takes them) are shown
+    // together, at the current tick.
+    let mut overdue: Vec<i64> = Vec::new();
+    for (at, ids) in core.tracker.buckets() {
+        if at <= due {
+            overdue.extend(ids.iter().copied());
+        } else {
+            let mut ids: Vec<i64> = ids.iter().copied().collect();
+            ids.sort_unstable();
             out.push((at, ids));
         }
     }
-    let mut rebuilt = SessionTracker::new(tick);
-    for (bucket, ids) in &out {
-        for id in ids {
-            // round_up(bucket - 1 + 0) == bucket for a multiple of the tick.
-            rebuilt.touch(*id, 0, bucket - 1);
-        }
+    if !overdue.is_empty() {
+        overdue.sort_unstable();
+        out.insert(0, (due, overdue));
     }
-    core.tracker = rebuilt;
     out
 }
 
@@ -157,11 +149,7 @@ pub fn monitor(core: &Core, admin: Option<&AdminState>, watches: &WatchView) -> 
     use MonVal::*;
     let s = &core.stats;
     let mut m: Vec<(String, MonVal)> = Vec::with_capacity(160);
-    let avg = if s.latency_count == 0 {
-        0.0
-    } else {
-        super::json::round4(s.total_latency_ms as f64 / s.latency_count as f64)
-    };
+    let avg = s.avg_latency_ms();
     let n = |v: u64| Long(v.min(i64::MAX as u64) as i64);
     m.push(("version".into(), Str(super::VERSION.into())));
     m.push(("server_state".into(), Str("standalone".into())));
@@ -177,7 +165,7 @@ pub fn monitor(core: &Core, admin: Option<&AdminState>, watches: &WatchView) -> 
     m.push(("connection_drop_probability".into(), Double(0.0)));
     m.push(("watch_count".into(), n(watches.watch_count() as u64)));
     m.push(("auth_failed_count".into(), n(s.auth_failed)));
-    m.push(("min_latency".into(), n(if s.latency_count == 0 { 0 } else { s.min_latency_ms })));
+    m.push(("min_latency".into(), n(s.min_latency())));
     m.push(("max_file_descriptor_count".into(), n(sys::max_fds())));
     m.push(("approximate_data_size".into(), n(core.tree.approximate_data_size())));
     m.push(("open_file_descriptor_count".into(), n(sys::open_fds())));
@@ -272,6 +260,7 @@ mod tests {
     use super::*;
     use crate::config::ServerConfig;
     use crate::pipeline::{ConnHandle, ConnState};
+    use crate::session::tracker::SessionTracker;
     use crate::tree::watches::WatchKind;
     use std::sync::Arc;
 
@@ -288,7 +277,7 @@ mod tests {
             c.tracker.touch(sid, timeout, now);
             reference.touch(sid, timeout, now);
         }
-        let buckets = expiry_buckets(&mut c);
+        let buckets = expiry_buckets(&c);
         assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(buckets.iter().all(|(at, _)| at % tick == 0));
         let all: BTreeSet<i64> = buckets.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();

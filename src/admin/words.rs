@@ -26,8 +26,7 @@ fn connection_line(c: &ConnView, brief: bool, out: &mut String) {
 /// `ServerStats.toString()` and the node count (`srvr`, `stat`).
 fn server_summary(core: &Core, out: &mut String) {
     let s = &core.stats;
-    let avg = if s.latency_count == 0 { 0.0 } else { json::round4(s.total_latency_ms as f64 / s.latency_count as f64) };
-    let min = if s.latency_count == 0 { 0 } else { s.min_latency_ms };
+    let (avg, min) = (s.avg_latency_ms(), s.min_latency());
     let _ = writeln!(out, "Latency min/avg/max: {}/{}/{}", min, json::java_double(avg), s.max_latency_ms);
     let _ = writeln!(out, "Received: {}", s.packets_received);
     let _ = writeln!(out, "Sent: {}", s.packets_sent);

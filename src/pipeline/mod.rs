@@ -199,6 +199,23 @@ impl ServerStats {
         self.record_latency(ms);
         self.update_latency.record(ms);
     }
+    /// Mean latency in ms, rounded to 4 decimals as ZooKeeper reports it.
+    pub fn avg_latency_ms(&self) -> f64 {
+        if self.latency_count == 0 {
+            return 0.0;
+        }
+        crate::admin::json::round4(self.total_latency_ms as f64 / self.latency_count as f64)
+    }
+
+    /// Minimum latency in ms; 0 before the first request.
+    pub fn min_latency(&self) -> u64 {
+        if self.latency_count == 0 {
+            0
+        } else {
+            self.min_latency_ms
+        }
+    }
+
     pub fn reset(&mut self) {
         *self = ServerStats { auth_failed: self.auth_failed, ..Default::default() };
     }
@@ -227,6 +244,8 @@ pub struct Core {
     pub snapshots: Option<Snapshotter>,
     /// Set once a shutdown is requested; answered when nothing is in flight.
     pub shutdown: Option<oneshot::Sender<()>>,
+    /// The apply rules stamped on every proposal (from the configuration).
+    pub rules: crate::tree::TreeConfig,
 }
 
 /// Takes a snapshot every `snap_count` transactions, off the core's task,
@@ -279,6 +298,7 @@ impl Core {
         let time_based = ((((wall_clock_ms() as u64) << 24) >> 8) as i64) | (cfg.server_id << 56);
         let max_known = sessions.iter().map(|(id, _)| *id).filter(|id| id >> 56 == cfg.server_id).max();
         let next_session_id = max_known.map_or(time_based, |m| time_based.max(m + 1));
+        let rules = crate::snapshot::recovery::tree_config(&cfg);
         let mut tracker = SessionTracker::new(cfg.tick_time_ms);
         let mut table = HashMap::new();
         for (id, timeout_ms) in sessions {
@@ -302,6 +322,7 @@ impl Core {
             started_wall: SystemTime::now(),
             snapshots,
             shutdown: None,
+            rules,
         }
     }
 
@@ -376,8 +397,7 @@ impl Core {
         waiter: Option<Waiter>,
     ) {
         let local_ref = if waiter.is_some() { self.alloc_ref() } else { 0 };
-        let rules = crate::snapshot::recovery::tree_config(&self.cfg);
-        let p = Proposal { session_id, cxid, time_ms, auth, op, rules, local_ref };
+        let p = Proposal { session_id, cxid, time_ms, auth, op, rules: self.rules, local_ref };
         match self.propose.propose(p) {
             Ok(()) => {
                 if let Some(w) = waiter {
@@ -612,23 +632,9 @@ impl Core {
         sessions.sort_unstable();
         let src =
             crate::snapshot::SnapshotSource { zxid: self.tree.last_zxid(), sessions, nodes: self.tree.share_nodes() };
-        let (dir, retain, done, purger) = (s.dir.clone(), s.retain, s.in_progress.clone(), s.purger.clone());
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            match crate::snapshot::write(&dir, &src) {
-                Ok(path) => {
-                    crate::admin::metrics::record_snapshot(started.elapsed().as_millis() as u64);
-                    tracing::info!(snapshot = %path.display(), nodes = src.nodes.len(), ms = started.elapsed().as_millis() as u64, "snapshot taken");
-                    drop(src);
-                    match crate::snapshot::purge(&dir, retain) {
-                        Ok(Some(oldest)) => purger.purge_before(oldest),
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "snapshot retention failed"),
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "snapshot failed; the log still holds every transaction"),
-            }
-            done.store(false, std::sync::atomic::Ordering::Release);
+        let purger = s.purger.clone();
+        crate::snapshot::write_in_background(s.dir.clone(), s.retain, src, s.in_progress.clone(), move |oldest| {
+            purger.purge_before(oldest)
         });
     }
 

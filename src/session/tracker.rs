@@ -50,6 +50,11 @@ impl SessionTracker {
         }
     }
 
+    /// The buckets, earliest first: (expiry time, sessions in it).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, &HashSet<i64>)> {
+        self.buckets.iter().map(|(at, ids)| (*at, ids))
+    }
+
     pub fn contains(&self, session_id: i64) -> bool {
         self.expiry_of.contains_key(&session_id)
     }

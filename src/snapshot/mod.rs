@@ -45,6 +45,8 @@ pub enum SnapError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: invalid snapshot: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Dir(#[from] crate::txnlog::LogError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapError + '_ {
@@ -125,9 +127,38 @@ pub fn write(dir: &Path, src: &SnapshotSource) -> Result<PathBuf, SnapError> {
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)
-        .map_err(|e| SnapError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    sync_dir(dir)?;
     Ok(path)
+}
+
+/// Writes a snapshot on its own thread, then applies retention; `purge_log`
+/// gets the zxid of the oldest snapshot kept (log segments before it can go).
+/// `in_progress` is cleared when done, whatever the outcome.
+pub fn write_in_background(
+    dir: PathBuf,
+    retain: usize,
+    src: SnapshotSource,
+    in_progress: Arc<std::sync::atomic::AtomicBool>,
+    purge_log: impl FnOnce(i64) + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        match write(&dir, &src) {
+            Ok(path) => {
+                let ms = started.elapsed().as_millis() as u64;
+                crate::admin::metrics::record_snapshot(ms);
+                tracing::info!(snapshot = %path.display(), nodes = src.nodes.len(), ms, "snapshot taken");
+                drop(src);
+                match purge(&dir, retain) {
+                    Ok(Some(oldest)) => purge_log(oldest),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "snapshot retention failed"),
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "snapshot failed; the log still holds every transaction"),
+        }
+        in_progress.store(false, std::sync::atomic::Ordering::Release);
+    });
 }
 
 /// Reads and verifies one snapshot file.
@@ -215,8 +246,7 @@ pub fn purge(dir: &Path, retain: usize) -> Result<Option<i64>, SnapError> {
         }
     }
     if removed {
-        sync_dir(dir)
-            .map_err(|e| SnapError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+        sync_dir(dir)?;
     }
     Ok(all.iter().take(retain).next_back().map(|(z, _)| *z))
 }

@@ -74,7 +74,8 @@ pub fn has_zookeeper_files(dir: &Path) -> bool {
         .any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("snapshot.") || n.starts_with("log.")))
 }
 
-fn has_own_files(cfg: &ServerConfig) -> bool {
+/// Whether dataDir/dataLogDir already hold Ferrokeeper snapshots or logs.
+pub fn has_own_files(cfg: &ServerConfig) -> bool {
     let any = |dir: &Path, prefix: &str| {
         std::fs::read_dir(dir)
             .into_iter()

@@ -344,35 +344,12 @@ fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-const CRC32_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
-/// `java.util.zip.CRC32`: continues `crc` (0 to start) over `data`.
-fn crc32_update(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &b in data {
-        c = CRC32_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
+use crate::admin::digest::crc32_update;
 
 /// `DigestCalculator.calculateDigest`: CRC32 of the path (the root as ""),
 /// the data and the stat fields; 0 under `/zookeeper/`, which ZooKeeper
 /// leaves out of the tree digest.
-fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64 {
+pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64 {
     if path.starts_with("/zookeeper/") {
         return 0;
     }
