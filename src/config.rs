@@ -309,7 +309,7 @@ const fn k(name: &'static str, ty: Ty, effect: Effect) -> Known {
     Known { name, ty, effect }
 }
 
-const QUORUM: &str = "replication is not implemented yet: Ferrokeeper runs a standalone server";
+const QUORUM: &str = "ZooKeeper's Zab and election tuning has no meaning here: an ensemble runs Raft, with timeouts derived from tickTime (see ferrokeeper.heartbeatMs, ferrokeeper.electionTimeoutMs)";
 const TLS: &str = "TLS is not supported yet";
 const SASL: &str = "SASL/Kerberos authentication is not supported yet";
 const JVM: &str = "there is no JVM";

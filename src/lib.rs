@@ -22,17 +22,22 @@
 //! - [`tree`]: the data tree, its deterministic `apply`, ACLs and watches.
 //! - [`admin`]: four-letter words, the AdminServer (HTTP JSON) and `/metrics`.
 //!
+//! - [`quorum`]: replication on Raft (openraft): the propose stage of an
+//!   ensemble, its log storage, state machine, peer transport and roles.
 //! - [`txnlog`]: the fsync'd, CRC-checked, segmented transaction log.
 //! - [`snapshot`]: snapshots, start-up recovery, and Apache ZooKeeper's
 //!   on-disk formats (import and export).
 //!
-//! Replication (quorum) will plug in behind the same
-//! [`pipeline::propose::Propose`] seam as the durable log.
+//! Standalone and quorum servers differ only behind the
+//! [`pipeline::propose::Propose`] seam: a standalone server's proposals go
+//! to its own log, an ensemble member's to the Raft leader; both come back
+//! to the same core as committed entries in zxid order.
 
 pub mod admin;
 pub mod config;
 pub mod net;
 pub mod pipeline;
+pub mod quorum;
 pub mod session;
 pub mod snapshot;
 pub mod tree;
@@ -60,6 +65,8 @@ pub struct Server {
     pub task: tokio::task::JoinHandle<()>,
     core: mpsc::Sender<CoreMsg>,
     admin: Arc<admin::AdminState>,
+    /// An ensemble member's Raft node (stopped after the core).
+    raft: Option<quorum::Raft>,
 }
 
 impl Server {
@@ -73,7 +80,11 @@ impl Server {
         if self.core.send(CoreMsg::Shutdown(tx)).await.is_err() {
             return true;
         }
-        tokio::time::timeout(limit, rx).await.is_ok()
+        let done = tokio::time::timeout(limit, rx).await.is_ok();
+        if let Some(raft) = self.raft {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), raft.shutdown()).await;
+        }
+        done
     }
 }
 
@@ -84,13 +95,23 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Recovery(#[from] snapshot::recovery::RecoveryError),
+    #[error(transparent)]
+    Log(#[from] txnlog::LogError),
+    #[error("cannot bind the quorum port {addr}: {source}")]
+    BindQuorum { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Quorum(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Recovers the state from dataDir/dataLogDir, binds the client port and
-/// starts the core, the log thread and the accept loop.
+/// starts the core, the log thread and the accept loop (and, for an
+/// ensemble member, the Raft node and its peer port).
 pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
+    if cfg.is_distributed() {
+        return start_quorum(cfg).await;
+    }
     let cfg = Arc::new(cfg);
     let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
     let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
@@ -132,5 +153,105 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
         next_conn_id: AtomicU64::new(1),
     });
     let task = tokio::spawn(net::accept_loop(listener, shared));
-    Ok(Server { local_addr, task, core: core_tx, admin })
+    Ok(Server { local_addr, task, core: core_tx, admin, raft: None })
+}
+
+/// Starts an ensemble member: recovers its Raft snapshot and log, starts
+/// the core, the Raft node, the peer port, and the client port.
+async fn start_quorum(cfg: ServerConfig) -> Result<Server, StartError> {
+    use quorum::{log_store::LogStore, network, proposer, roles, state_machine, Ensemble, Timing};
+    let cfg = Arc::new(cfg);
+    let ensemble = Ensemble::from_config(&cfg);
+    let timing = Timing::from_config(&cfg);
+    let raft_config = quorum::raft_config(&cfg, timing).map_err(StartError::Quorum)?;
+    let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
+    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let local_addr = listener.local_addr()?;
+    let quorum_addr = ensemble
+        .quorum_addr
+        .get(&ensemble.my_id)
+        .cloned()
+        .ok_or_else(|| StartError::Quorum(format!("no server.{} line for this server", ensemble.my_id)))?;
+    let peer_listener = TcpListener::bind(&quorum_addr)
+        .await
+        .map_err(|source| StartError::BindQuorum { addr: quorum_addr.clone(), source })?;
+    let admin = admin::start(&cfg).await?;
+    let recovery_started = std::time::Instant::now();
+
+    let raft_dir = cfg.data_dir.join("raft");
+    let raft_log_dir = cfg.data_log_dir.join("raft");
+    std::fs::create_dir_all(&raft_dir)?;
+    if snapshot::recovery::has_own_files(&cfg) || snapshot::recovery::has_zookeeper_files(&cfg.data_dir) {
+        tracing::warn!(
+            data_dir = %cfg.data_dir.display(),
+            "dataDir holds standalone or Apache ZooKeeper data; an ensemble member keeps its own state under raft/ \
+             and does not use it (seeding an ensemble from existing data is not supported yet)"
+        );
+    }
+    let tcfg = snapshot::recovery::tree_config(&cfg);
+    let store = Arc::new(state_machine::SnapshotStore::new(raft_dir.clone(), cfg.snap_retain_count, tcfg));
+    let rcfg = store.clone();
+    let loaded = tokio::task::spawn_blocking(move || rcfg.load_newest())
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (tree, sessions, meta) = match loaded {
+        Some((meta, s)) => {
+            let tree = tree::DataTree::restore(tcfg, s.zxid, s.nodes)
+                .map_err(|e| StartError::Quorum(format!("{}: {e}", s.path.display())))?;
+            (tree, s.sessions, Some(meta))
+        }
+        None => (tree::DataTree::new(tcfg), Vec::new(), None),
+    };
+    let (lcfg_log, lcfg_meta, prealloc) = (raft_log_dir.clone(), raft_dir.clone(), cfg.prealloc_bytes);
+    let log_store = tokio::task::spawn_blocking(move || LogStore::open(&lcfg_log, &lcfg_meta, prealloc))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let pristine = log_store.is_pristine() && meta.is_none();
+    admin.recovered(recovery_started.elapsed(), 0);
+    tracing::info!(
+        myid = ensemble.my_id,
+        zxid = format_args!("0x{:x}", tree.last_zxid()),
+        sessions = sessions.len(),
+        znodes = tree.node_count(),
+        pristine,
+        voters = ?ensemble.voter_ids(),
+        observers = ?ensemble.observers.keys().collect::<Vec<_>>(),
+        "recovered; joining the ensemble"
+    );
+
+    let boot = ((pipeline::wall_clock_ms() as u64) << 16) ^ u64::from(std::process::id());
+    let (commit_tx, commit_rx) = mpsc::channel(pipeline::COMMIT_CHANNEL);
+    let (core_tx, core_rx) = mpsc::channel(cfg.global_outstanding_limit);
+    let sm = state_machine::StateMachine::new(ensemble.my_id, boot, commit_tx, store, meta.as_ref());
+    let max_frame = network::max_frame(cfg.jute_max_buffer);
+    let peers = network::Peers::new(ensemble.my_id, ensemble.quorum_addr.clone(), max_frame);
+    let net = network::NetworkFactory { peers: peers.clone() };
+    let raft = quorum::Raft::new(ensemble.my_id, raft_config, net, log_store, sm)
+        .await
+        .map_err(|e| StartError::Quorum(format!("cannot start Raft: {e}")))?;
+    let propose = proposer::start(raft.clone(), peers, boot, core_tx.clone(), cfg.global_outstanding_limit * 2);
+    let mut core = Core::new(cfg.clone(), tree, sessions, Box::new(propose), None);
+    core.role =
+        pipeline::RoleInfo { role: pipeline::Role::Looking, serving: false, ..pipeline::RoleInfo::standalone() };
+    tokio::spawn(core.run(core_rx, commit_rx));
+    admin.attach(core_tx.clone());
+    tokio::spawn(network::serve_peers(peer_listener, raft.clone(), core_tx.clone(), max_frame));
+    if pristine && !ensemble.is_observer() {
+        // Every voter of a new ensemble proposes the same initial
+        // membership; openraft accepts that (the first to win an election
+        // replicates it), and refuses it on a server that has state.
+        match raft.initialize(ensemble.voters.clone()).await {
+            Ok(()) => tracing::info!(voters = ?ensemble.voter_ids(), "initialised a new ensemble"),
+            Err(e) => tracing::info!(error = %e, "not initialising the ensemble (already formed)"),
+        }
+    }
+    tokio::spawn(roles::watch(raft.clone(), ensemble, timing, core_tx.clone()));
+    let shared = Arc::new(Shared {
+        cfg,
+        core: core_tx.clone(),
+        conn_counts: net::ConnectionCounts::default(),
+        next_conn_id: AtomicU64::new(1),
+    });
+    let task = tokio::spawn(net::accept_loop(listener, shared));
+    Ok(Server { local_addr, task, core: core_tx, admin, raft: Some(raft) })
 }

@@ -277,7 +277,13 @@ fn init_logging(defines: &[(String, String)]) -> Logging {
             notes.push(format!("RUST_LOG={spec:?} is not a valid filter ({e}): using {level}"));
             EnvFilter::default().add_directive(level.into())
         }),
-        None => EnvFilter::default().add_directive(level.into()),
+        // openraft narrates every vote at info, and reports every failed RPC
+        // to an unreachable peer (twice a second while a server is down);
+        // the peer links and the core log the state changes once instead.
+        None => ["openraft=warn", "openraft::replication=off", "openraft::engine::handler::replication_handler=off"]
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .fold(EnvFilter::default().add_directive(level.into()), |f, d| f.add_directive(d)),
     };
     let console_layer = console.then(|| {
         tracing_subscriber::fmt::layer()
@@ -426,13 +432,7 @@ fn run(cli: Cli, defines: &[(String, String)], jvm_options: &[String]) -> Result
 fn serve(cfg: ServerConfig) -> Result<(), Failure> {
     if cfg.is_distributed() {
         let ids: Vec<String> = cfg.servers.iter().map(|s| s.id.to_string()).collect();
-        return Err(Failure::Config(anyhow::anyhow!(
-            "invalid configuration: the server.N lines describe a replicated ensemble (servers {}, this is {}), \
-             and replication is not implemented yet: Ferrokeeper runs standalone only (list at most one server, \
-             with standaloneEnabled not false)",
-            ids.join(", "),
-            cfg.server_id
-        )));
+        tracing::info!(servers = %ids.join(","), myid = cfg.server_id, "replicated mode: joining an ensemble");
     }
     tracing::info!(
         client = %std::net::SocketAddr::new(cfg.client_port_address, cfg.client_port),

@@ -370,6 +370,7 @@ pub struct ServerStatsView {
     pub uptime_ms: u64,
     pub auth_failed: u64,
     pub node_count: usize,
+    pub server_state: &'static str,
 }
 
 fn server_stats(core: &Core) -> ServerStatsView {
@@ -386,6 +387,7 @@ fn server_stats(core: &Core) -> ServerStatsView {
         uptime_ms: core.started.elapsed().as_millis() as u64,
         auth_failed: s.auth_failed,
         node_count: core.tree.node_count_reported(),
+        server_state: core.role.role.mode(),
     }
 }
 
@@ -406,7 +408,7 @@ fn server_stats_json(d: &mut ObjectBuilder, s: ServerStatsView, data_size: u64, 
         .put("data_dir_size", data_size)
         .put("log_dir_size", log_size)
         .put("provider_null", false)
-        .put("server_state", "standalone")
+        .put("server_state", s.server_state)
         .put("last_processed_zxid", s.last_zxid)
         .put("outstanding_requests", s.outstanding)
         .put("avg_latency", s.avg_latency)

@@ -152,7 +152,28 @@ pub fn monitor(core: &Core, admin: Option<&AdminState>, watches: &WatchView) -> 
     let avg = s.avg_latency_ms();
     let n = |v: u64| Long(v.min(i64::MAX as u64) as i64);
     m.push(("version".into(), Str(super::VERSION.into())));
-    m.push(("server_state".into(), Str("standalone".into())));
+    m.push(("server_state".into(), Str(core.role.role.mode().into())));
+    if core.role.role != crate::pipeline::Role::Standalone {
+        // QuorumZooKeeperServer's detailed peer state.
+        let peer_state = match core.role.role {
+            crate::pipeline::Role::Leader => "leading - broadcast",
+            crate::pipeline::Role::Follower => "following - broadcast",
+            crate::pipeline::Role::Observer => "observing - broadcast",
+            _ => "looking",
+        };
+        m.push(("peer_state".into(), Str(peer_state.into())));
+    }
+    if core.role.role == crate::pipeline::Role::Leader {
+        // LeaderZooKeeperServer's gauges, and 3.4's zk_followers, which
+        // monitoring scripts still read.
+        let r = &core.role;
+        m.push(("learners".into(), n((r.followers + r.observers) as u64)));
+        m.push(("followers".into(), n(r.followers as u64)));
+        m.push(("synced_followers".into(), n(r.synced_followers as u64)));
+        m.push(("synced_non_voting_followers".into(), Long(0)));
+        m.push(("synced_observers".into(), n(r.observers as u64)));
+        m.push(("pending_syncs".into(), n(core.pending_syncs.values().map(|v| v.len() as u64).sum())));
+    }
     m.push(("ephemerals_count".into(), n(core.tree.ephemeral_count() as u64)));
     m.push(("num_alive_connections".into(), n(core.conns.len() as u64)));
     m.push(("avg_latency".into(), Double(avg)));

@@ -33,7 +33,7 @@ fn server_summary(core: &Core, out: &mut String) {
     let _ = writeln!(out, "Connections: {}", core.conns.len());
     let _ = writeln!(out, "Outstanding: {}", view::outstanding(core));
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", core.role.role.mode());
     let _ = writeln!(out, "Node count: {}", core.tree.node_count_reported());
 }
 
@@ -95,11 +95,35 @@ fn dump(core: &mut Core, out: &mut String) {
 }
 
 /// The text of a four-letter word (whitelisting is the caller's).
+/// What ZooKeeper's words that need a running server say on one that is
+/// not serving (a quorum member without a leader).
+pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
 pub fn run(core: &mut Core, cmd: &str) -> String {
     let mut out = String::new();
+    let needs_serving = matches!(
+        cmd,
+        "srvr"
+            | "stat"
+            | "cons"
+            | "conf"
+            | "crst"
+            | "dump"
+            | "dirs"
+            | "mntr"
+            | "srst"
+            | "wchs"
+            | "wchc"
+            | "wchp"
+            | "hash"
+    );
+    if needs_serving && !core.role.serving {
+        let _ = writeln!(out, "{ZK_NOT_SERVING}");
+        return out;
+    }
     match cmd {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if core.role.serving { "rw" } else { "null" }),
         "gtmk" => {
             let _ = write!(out, "{}", state::trace_mask());
         }

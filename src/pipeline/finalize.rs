@@ -49,6 +49,14 @@ pub fn notification_frame(event_type: i32, path: &str, zxid: i64) -> Vec<u8> {
     })
 }
 
+/// The reply to a `sync`: the header and the path it named.
+pub fn sync_reply_frame(xid: i32, zxid: i64, path: &Option<String>) -> Vec<u8> {
+    frame_with(|b| {
+        ReplyHeader { xid, zxid, err: 0 }.write_to(b);
+        path.write_to(b);
+    })
+}
+
 pub fn connect_response_frame(timeout_ms: i32, session_id: i64, passwd: &[u8], read_only_byte: bool) -> Vec<u8> {
     frame_with(|b| {
         ConnectResponse { protocol_version: 0, time_out: timeout_ms, session_id, passwd: passwd.to_vec() }.write_to(b);
@@ -101,8 +109,10 @@ impl Core {
                 debug_assert_eq!(*timeout_ms, t);
                 let sid = p.session_id;
                 let live = self.conns.contains_key(&conn_id);
-                self.sessions
-                    .insert(sid, super::SessionInfo { timeout_ms: t, conn: live.then_some(conn_id), closing: false });
+                self.sessions.insert(
+                    sid,
+                    super::SessionInfo { timeout_ms: t, conn: live.then_some(conn_id), closing: false, close_ref: 0 },
+                );
                 let now = self.now_ms();
                 self.tracker.touch(sid, t as u64, now);
                 if live {
@@ -114,8 +124,10 @@ impl Core {
             (WriteOp::CreateSession { timeout_ms }, _) => {
                 // Created elsewhere (a replica) or the connection is gone.
                 let now = self.now_ms();
-                self.sessions
-                    .insert(p.session_id, super::SessionInfo { timeout_ms: *timeout_ms, conn: None, closing: false });
+                self.sessions.insert(
+                    p.session_id,
+                    super::SessionInfo { timeout_ms: *timeout_ms, conn: None, closing: false, close_ref: 0 },
+                );
                 self.tracker.touch(p.session_id, *timeout_ms as u64, now);
             }
             (WriteOp::CloseSession, waiter) => {
@@ -132,23 +144,24 @@ impl Core {
                     self.close_after_flush(conn_id);
                 }
             }
-            (_, Some(Waiter::Request { conn_id, xid, opcode, permit, received })) => {
+            (_, Some(Waiter::Request { conn_id, xid, opcode, permit, received, .. })) => {
                 self.stats.record_update_latency(received.elapsed().as_millis() as u64);
                 let frame = write_reply(xid, zxid, opcode, &applied.result);
                 self.send(conn_id, frame);
                 drop(permit);
-                for r in self.gate.committed(p.session_id) {
+                for r in self.gate.committed(p.session_id, p.local_ref) {
                     self.run_read(r);
                 }
             }
             (_, _) => {}
         }
+        self.release_syncs();
         // After the session table is updated for this zxid, so that a
         // snapshot at this zxid holds exactly the sessions alive at it.
         self.maybe_snapshot();
     }
 
-    fn notify(&mut self, triggers: &[Trigger], zxid: i64) {
+    pub(super) fn notify(&mut self, triggers: &[Trigger], zxid: i64) {
         for t in triggers {
             for (conn, etype, path) in self.watches.fire(t) {
                 // A watcher that may not read the node is not told (the
@@ -267,10 +280,7 @@ impl Core {
                 };
                 reply(xid, zxid, &GetEphemeralsResponse { ephemerals })
             }
-            Read::Sync { path } => frame_with(|b| {
-                ReplyHeader { xid, zxid, err: 0 }.write_to(b);
-                path.write_to(b);
-            }),
+            Read::Sync { path } => sync_reply_frame(xid, zxid, &path),
             Read::SetWatches(w) => {
                 self.set_watches(conn, &w);
                 reply_frame(xid, zxid, 0)

@@ -4,7 +4,7 @@
 //! ```text
 //!  connection tasks ──CoreMsg──► core loop ──Proposal──► Propose (local / Raft)
 //!   (prep runs there)              │  ▲                        │
-//!                                  │  └──────Committed─────────┘ (zxid order)
+//!                                  │  └──────CommitMsg─────────┘ (zxid order)
 //!                                  ▼
 //!            commit::SessionGate (per-session order) ─► finalize (apply, reads)
 //!                                  │
@@ -12,14 +12,20 @@
 //! ```
 //!
 //! - Inputs: [`CoreMsg`] from connections (handshakes, prepped requests,
-//!   disconnects, four-letter words), committed proposals, and two timers
-//!   (session expiry every tick, container/TTL reaping).
+//!   disconnects, four-letter words) and from the quorum layer (role
+//!   changes, failed proposals, sync points, followers' session activity),
+//!   [`commit::CommitMsg`]s from the propose stage, and two timers (session
+//!   expiry every half tick, container/TTL reaping).
 //! - Outputs: encoded frames on each connection's bounded outbound queue.
 //! - Invariants:
 //!   - one task applies every write, in zxid order, and runs every read, so a
 //!     watch set by a read cannot miss a later write, and a watch event is
 //!     queued before the reply of the write that caused it;
 //!   - per-session FIFO ([`commit`]);
+//!   - only a standalone server or a quorum leader expires sessions and
+//!     reaps containers; a follower reports its sessions' activity instead;
+//!   - a server that is not serving (a quorum member without a leader, or a
+//!     leader that lost its quorum) holds no client connections;
 //!   - nothing here blocks on a connection: a connection whose queue is full
 //!     is closed, the others go on.
 
@@ -32,12 +38,12 @@ use crate::config::ServerConfig;
 use crate::session::tracker::SessionTracker;
 use crate::tree::watches::{ConnId, WatchManager};
 use crate::tree::{DataTree, WriteOp};
-use commit::SessionGate;
+use commit::{CommitMsg, InstalledState, SessionGate};
 use jute::data::Id;
 use jute::proto::ConnectRequest;
 use prep::Read;
-use propose::{Committed, LocalPropose, Proposal, Propose};
-use std::collections::HashMap;
+use propose::{LocalPropose, Proposal, Propose, SyncStart};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -111,6 +117,76 @@ pub enum CoreMsg {
     /// Stop proposing, let every proposed write commit (and reach its
     /// client), then answer and stop the core.
     Shutdown(oneshot::Sender<()>),
+    /// From the quorum layer: the proposal or sync `local_ref` will not be
+    /// committed through this server (leader lost, link broken). Its outcome
+    /// is unknown to the client, which sees its connection close
+    /// (ZooKeeper's ConnectionLoss) and retries.
+    ProposalFailed {
+        local_ref: u64,
+    },
+    /// From the quorum layer: the sync `local_ref` completes once this server
+    /// has applied `zxid` (the leader's commit point when the sync reached it).
+    SyncReady {
+        local_ref: u64,
+        zxid: i64,
+    },
+    /// From the quorum layer: this server's role or serving state changed.
+    Role(RoleInfo),
+    /// On the leader: a follower's sessions had activity (id, timeout).
+    SessionsTouched(Vec<(i64, i32)>),
+}
+
+/// This server's part in the ensemble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Standalone,
+    Leader,
+    Follower,
+    Observer,
+    /// A quorum member with no leader (an election is going on, or this
+    /// server is cut off from the majority).
+    Looking,
+}
+
+impl Role {
+    /// ZooKeeper's `Mode:` word (`srvr`, `stat`) and `zk_server_state`.
+    pub fn mode(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Observer => "observer",
+            Role::Looking => "looking",
+        }
+    }
+}
+
+/// The role as the quorum layer sees it, with the leader-only counts the
+/// four-letter words report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub role: Role,
+    pub leader: Option<u64>,
+    /// Whether this server takes client connections and requests.
+    pub serving: bool,
+    /// Leader only: voting followers, those among them whose log matches
+    /// the leader's closely (`zk_synced_followers`), and observers.
+    pub followers: usize,
+    pub synced_followers: usize,
+    pub observers: usize,
+}
+
+impl RoleInfo {
+    pub fn standalone() -> Self {
+        RoleInfo {
+            role: Role::Standalone,
+            leader: None,
+            serving: true,
+            followers: 0,
+            synced_followers: 0,
+            observers: 0,
+        }
+    }
 }
 
 /// A function run on the core's task (see [`CoreMsg::Inspect`]).
@@ -138,8 +214,33 @@ pub struct PendingRead {
 /// Who waits for a proposal's commit on this server.
 #[derive(Debug)]
 pub enum Waiter {
-    Request { conn_id: ConnId, xid: i32, opcode: i32, permit: Option<OwnedSemaphorePermit>, received: Instant },
-    Connect { conn_id: ConnId, timeout_ms: i32, read_only_byte: bool, done: oneshot::Sender<ConnectOutcome> },
+    Request {
+        session_id: i64,
+        conn_id: ConnId,
+        xid: i32,
+        opcode: i32,
+        permit: Option<OwnedSemaphorePermit>,
+        received: Instant,
+    },
+    Connect {
+        conn_id: ConnId,
+        timeout_ms: i32,
+        read_only_byte: bool,
+        done: oneshot::Sender<ConnectOutcome>,
+    },
+    /// A `sync` waiting for this server to reach the leader's commit point.
+    Sync {
+        session_id: i64,
+        conn_id: ConnId,
+        xid: i32,
+        path: Option<String>,
+        permit: Option<OwnedSemaphorePermit>,
+        received: Instant,
+    },
+    /// An expiry (close) this server proposed.
+    Expire {
+        session_id: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -148,6 +249,9 @@ pub struct SessionInfo {
     pub conn: Option<ConnId>,
     /// Close or expiry proposed: new requests get SESSIONEXPIRED.
     pub closing: bool,
+    /// The local reference of that close, so that a failed close (quorum
+    /// leader lost) makes the session usable again.
+    pub close_ref: u64,
 }
 
 #[derive(Debug)]
@@ -246,6 +350,12 @@ pub struct Core {
     pub shutdown: Option<oneshot::Sender<()>>,
     /// The apply rules stamped on every proposal (from the configuration).
     pub rules: crate::tree::TreeConfig,
+    /// This server's role (standalone, or as the quorum layer reports it).
+    pub role: RoleInfo,
+    /// Follower: sessions with activity here since the last report.
+    pub touched: HashSet<i64>,
+    /// Syncs waiting for this server to apply a zxid: zxid -> local refs.
+    pub pending_syncs: BTreeMap<i64, Vec<u64>>,
 }
 
 /// Takes a snapshot every `snap_count` transactions, off the core's task,
@@ -277,7 +387,7 @@ pub const COMMIT_CHANNEL: usize = 65_536;
 
 impl Core {
     /// An in-memory core (no log, no snapshots), for tests.
-    pub fn in_memory(cfg: Arc<ServerConfig>) -> (Self, mpsc::Receiver<Committed>) {
+    pub fn in_memory(cfg: Arc<ServerConfig>) -> (Self, mpsc::Receiver<CommitMsg>) {
         let tree = DataTree::new(crate::snapshot::recovery::tree_config(&cfg));
         let (tx, rx) = mpsc::channel(COMMIT_CHANNEL);
         let propose = Box::new(LocalPropose::new(tree.last_zxid(), tx));
@@ -303,7 +413,7 @@ impl Core {
         let mut table = HashMap::new();
         for (id, timeout_ms) in sessions {
             tracker.touch(id, timeout_ms as u64, 0);
-            table.insert(id, SessionInfo { timeout_ms, conn: None, closing: false });
+            table.insert(id, SessionInfo { timeout_ms, conn: None, closing: false, close_ref: 0 });
         }
         Core {
             tracker,
@@ -323,7 +433,15 @@ impl Core {
             snapshots,
             shutdown: None,
             rules,
+            role: RoleInfo::standalone(),
+            touched: HashSet::new(),
+            pending_syncs: BTreeMap::new(),
         }
+    }
+
+    /// Whether this server decides session expiry and container reaping.
+    fn decides_expiry(&self) -> bool {
+        matches!(self.role.role, Role::Standalone | Role::Leader)
     }
 
     fn now_ms(&self) -> u64 {
@@ -331,7 +449,7 @@ impl Core {
     }
 
     /// Runs the core until every sender of `inbox` is gone.
-    pub async fn run(mut self, mut inbox: mpsc::Receiver<CoreMsg>, mut committed: mpsc::Receiver<Committed>) {
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<CoreMsg>, mut committed: mpsc::Receiver<CommitMsg>) {
         let tick = Duration::from_millis((self.cfg.tick_time_ms / 2).max(10));
         let mut expiry = tokio::time::interval(tick);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -342,11 +460,11 @@ impl Core {
             tokio::select! {
                 biased;
                 Some(c) = committed.recv() => {
-                    self.on_committed(c);
+                    self.on_commit_msg(c);
                     // Drain what is already committed before taking new work:
                     // replies leave in bursts, reads wait less.
                     while let Ok(c) = committed.try_recv() {
-                        self.on_committed(c);
+                        self.on_commit_msg(c);
                     }
                 }
                 msg = inbox.recv() => match msg {
@@ -356,7 +474,7 @@ impl Core {
                 _ = expiry.tick(), if self.shutdown.is_none() => self.expire_sessions(),
                 _ = reaper.tick(), if self.shutdown.is_none() => self.reap_containers(),
             }
-            if self.shutdown.is_some() && self.propose.next_zxid() == self.tree.last_zxid() + 1 {
+            if self.shutdown.is_some() && self.propose.idle(self.tree.last_zxid()) {
                 if let Some(done) = self.shutdown.take() {
                     let _ = done.send(());
                 }
@@ -378,7 +496,170 @@ impl Core {
                 let text = crate::admin::four_letter(self, &cmd);
                 let _ = reply.send(text);
             }
+            CoreMsg::ProposalFailed { local_ref } => self.on_proposal_failed(local_ref),
+            CoreMsg::SyncReady { local_ref, zxid } => {
+                if self.tree.last_zxid() >= zxid {
+                    self.complete_sync(local_ref);
+                } else {
+                    self.pending_syncs.entry(zxid).or_default().push(local_ref);
+                }
+            }
+            CoreMsg::Role(info) => self.on_role(info),
+            CoreMsg::SessionsTouched(list) => {
+                if self.role.role == Role::Leader {
+                    let now = self.now_ms();
+                    for (sid, timeout_ms) in list {
+                        if self.sessions.get(&sid).is_some_and(|s| !s.closing) {
+                            self.tracker.touch(sid, timeout_ms.max(0) as u64, now);
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    fn on_commit_msg(&mut self, m: CommitMsg) {
+        match m {
+            CommitMsg::Txn(c) => self.on_committed(c),
+            CommitMsg::Noop { zxid, config } => {
+                let triggers = self.tree.advance(zxid, config);
+                self.notify(&triggers, zxid);
+                self.release_syncs();
+            }
+            CommitMsg::Install(state) => self.install(*state),
+            CommitMsg::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot_source());
+            }
+        }
+    }
+
+    /// The state at the last applied zxid, shared copy-on-write.
+    pub fn snapshot_source(&self) -> crate::snapshot::SnapshotSource {
+        let mut sessions: Vec<(i64, i32)> = self.sessions.iter().map(|(id, i)| (*id, i.timeout_ms)).collect();
+        sessions.sort_unstable();
+        crate::snapshot::SnapshotSource { zxid: self.tree.last_zxid(), sessions, nodes: self.tree.share_nodes() }
+    }
+
+    /// Answers the syncs whose zxid this server has now applied.
+    pub(super) fn release_syncs(&mut self) {
+        let applied = self.tree.last_zxid();
+        while let Some(entry) = self.pending_syncs.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            for r in entry.remove() {
+                self.complete_sync(r);
+            }
+        }
+    }
+
+    fn complete_sync(&mut self, local_ref: u64) {
+        let Some(Waiter::Sync { session_id, conn_id, xid, path, permit, received }) = self.waiters.remove(&local_ref)
+        else {
+            return;
+        };
+        self.stats.record_read_latency(received.elapsed().as_millis() as u64);
+        let frame = finalize::sync_reply_frame(xid, self.tree.last_zxid(), &path);
+        self.send(conn_id, frame);
+        drop(permit);
+        for r in self.gate.committed(session_id, local_ref) {
+            self.run_read(r);
+        }
+    }
+
+    /// A proposal or sync will not be committed through this server: the
+    /// client's connection is closed (its outcome is unknown to it, as with
+    /// ZooKeeper's ConnectionLoss), an expiry is undone.
+    fn on_proposal_failed(&mut self, local_ref: u64) {
+        let Some(w) = self.waiters.remove(&local_ref) else {
+            return;
+        };
+        match w {
+            Waiter::Request { session_id, conn_id, .. } | Waiter::Sync { session_id, conn_id, .. } => {
+                drop(self.gate.committed(session_id, local_ref));
+                self.undo_close(session_id, local_ref);
+                self.drop_connection(conn_id);
+            }
+            Waiter::Connect { conn_id, done, .. } => {
+                self.drop_connection(conn_id);
+                let _ = done.send(ConnectOutcome::Refused);
+            }
+            Waiter::Expire { session_id } => {
+                drop(self.gate.committed(session_id, local_ref));
+                self.undo_close(session_id, local_ref);
+            }
+        }
+    }
+
+    /// A close of `session_id` proposed as `local_ref` failed: the session
+    /// lives on (unless another close is under way) and is tracked again.
+    fn undo_close(&mut self, session_id: i64, local_ref: u64) {
+        let now = self.now_ms();
+        if let Some(s) = self.sessions.get_mut(&session_id) {
+            if s.closing && s.close_ref == local_ref {
+                s.closing = false;
+                s.close_ref = 0;
+                self.tracker.touch(session_id, s.timeout_ms as u64, now);
+            }
+        }
+    }
+
+    fn on_role(&mut self, info: RoleInfo) {
+        let was_leader = self.role.role == Role::Leader;
+        let was_serving = self.role.serving;
+        if info.role != self.role.role || info.serving != was_serving || info.leader != self.role.leader {
+            tracing::info!(
+                mode = info.role.mode(),
+                leader = ?info.leader,
+                serving = info.serving,
+                "quorum role changed"
+            );
+        }
+        self.role = info;
+        if self.role.role == Role::Leader && !was_leader {
+            // A new leader gives every session a full timeout before it
+            // expires any: followers' reports to the old leader are lost.
+            let now = self.now_ms();
+            for (sid, s) in &self.sessions {
+                if !s.closing {
+                    self.tracker.touch(*sid, s.timeout_ms as u64, now);
+                }
+            }
+        }
+        if was_serving && !self.role.serving {
+            // As a ZooKeeper server that leaves the quorum: every client is
+            // disconnected and reconnects to a server that can serve it.
+            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+            for c in conns {
+                self.drop_connection(c);
+            }
+        }
+    }
+
+    /// Replaces the whole state with one received from the leader. Every
+    /// waiting request fails and every client reconnects (its watches are
+    /// re-armed by setWatches against the new state), as when a ZooKeeper
+    /// follower resynchronises with a snapshot.
+    fn install(&mut self, st: InstalledState) {
+        let refs: Vec<u64> = self.waiters.keys().copied().collect();
+        for r in refs {
+            self.on_proposal_failed(r);
+        }
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.drop_connection(c);
+        }
+        self.pending_syncs.clear();
+        self.gate = SessionGate::default();
+        self.tree = st.tree;
+        self.sessions.clear();
+        self.tracker = SessionTracker::new(self.cfg.tick_time_ms);
+        let now = self.now_ms();
+        for (id, timeout_ms) in st.sessions {
+            self.tracker.touch(id, timeout_ms as u64, now);
+            self.sessions.insert(id, SessionInfo { timeout_ms, conn: None, closing: false, close_ref: 0 });
+        }
+        tracing::info!(zxid = format_args!("0x{:x}", self.tree.last_zxid()), "installed a snapshot from the leader");
     }
 
     fn alloc_ref(&mut self) -> u64 {
@@ -387,29 +668,32 @@ impl Core {
         r
     }
 
+    /// Proposes a write; `local_ref` (from [`Self::alloc_ref`], or 0 for a
+    /// write nobody here waits for) names its waiter and gate slot, which
+    /// the caller registered before.
+    #[allow(clippy::too_many_arguments)]
     fn submit(
         &mut self,
+        local_ref: u64,
         session_id: i64,
         cxid: i32,
         time_ms: i64,
         auth: Arc<Vec<Id>>,
         op: WriteOp,
-        waiter: Option<Waiter>,
+        conn_id: ConnId,
     ) {
-        let local_ref = if waiter.is_some() { self.alloc_ref() } else { 0 };
-        let p = Proposal { session_id, cxid, time_ms, auth, op, rules: self.rules, local_ref };
-        match self.propose.propose(p) {
-            Ok(()) => {
-                if let Some(w) = waiter {
-                    self.waiters.insert(local_ref, w);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "proposal refused");
-                if let Some(Waiter::Request { conn_id, xid, .. }) = waiter {
-                    let frame = finalize::reply_frame(xid, self.tree.last_zxid(), jute::proto::err::SYSTEM_ERROR);
-                    self.send(conn_id, frame);
-                }
+        let p = Proposal { session_id, cxid, time_ms, auth, op, rules: self.rules, local_ref, conn_id };
+        if let Err(e) = self.propose.propose(p) {
+            tracing::warn!(error = %e, "proposal refused");
+            if let Some(Waiter::Request { conn_id, xid, session_id, .. }) = self.waiters.get(&local_ref) {
+                let (conn_id, xid, session_id) = (*conn_id, *xid, *session_id);
+                self.waiters.remove(&local_ref);
+                drop(self.gate.committed(session_id, local_ref));
+                self.undo_close(session_id, local_ref);
+                let frame = finalize::reply_frame(xid, self.tree.last_zxid(), jute::proto::err::SYSTEM_ERROR);
+                self.send(conn_id, frame);
+            } else {
+                self.on_proposal_failed(local_ref);
             }
         }
     }
@@ -423,6 +707,14 @@ impl Core {
     ) {
         let conn_id = conn.id;
         let last_zxid = self.tree.last_zxid();
+        if !self.role.serving {
+            // Like a ZooKeeper server that is not running (no quorum): the
+            // client is disconnected and tries another server.
+            tracing::debug!(client = %conn.addr, "not serving (no quorum): refusing the session request");
+            let _ = conn.out.try_send(Outbound::Close);
+            let _ = done.send(ConnectOutcome::Refused);
+            return;
+        }
         if req.last_zxid_seen > last_zxid {
             tracing::info!(
                 client = %conn.addr,
@@ -451,14 +743,16 @@ impl Core {
             if let Some(c) = self.conns.get_mut(&conn_id) {
                 c.session_id = session_id;
             }
-            let waiter = Waiter::Connect { conn_id, timeout_ms, read_only_byte, done };
+            let local_ref = self.alloc_ref();
+            self.waiters.insert(local_ref, Waiter::Connect { conn_id, timeout_ms, read_only_byte, done });
             self.submit(
+                local_ref,
                 session_id,
                 0,
                 wall_clock_ms(),
                 Arc::new(vec![]),
                 WriteOp::CreateSession { timeout_ms },
-                Some(waiter),
+                conn_id,
             );
             return;
         }
@@ -485,6 +779,7 @@ impl Core {
         }
         let now = self.now_ms();
         self.tracker.touch(sid, timeout_ms as u64, now);
+        self.touched.insert(sid);
         let frame = finalize::connect_response_frame(
             timeout_ms,
             sid,
@@ -500,6 +795,10 @@ impl Core {
             // Stopping: take nothing new, but keep the connection so that the
             // replies of its writes already in flight still reach it. The
             // client sees the close when the process exits, and retries.
+            return;
+        }
+        if !self.role.serving {
+            self.drop_connection(r.conn_id);
             return;
         }
         self.stats.packets_received += 1;
@@ -519,24 +818,52 @@ impl Core {
             let timeout = s.timeout_ms as u64;
             let now = self.now_ms();
             self.tracker.touch(r.session_id, timeout, now);
+            self.touched.insert(r.session_id);
         }
         match r.prepped {
             prep::Prepped::Write(op) => {
+                let local_ref = self.alloc_ref();
                 if matches!(op, WriteOp::CloseSession) {
                     if let Some(s) = self.sessions.get_mut(&r.session_id) {
                         s.closing = true;
+                        s.close_ref = local_ref;
                     }
                     self.tracker.remove(r.session_id);
                 }
-                self.gate.write(r.session_id);
+                self.gate.write(r.session_id, local_ref);
                 let waiter = Waiter::Request {
+                    session_id: r.session_id,
                     conn_id: r.conn_id,
                     xid: r.xid,
                     opcode: r.opcode,
                     permit: r.permit,
                     received: r.received,
                 };
-                self.submit(r.session_id, r.xid, r.time_ms, r.auth, op, Some(waiter));
+                self.waiters.insert(local_ref, waiter);
+                self.submit(local_ref, r.session_id, r.xid, r.time_ms, r.auth, op, r.conn_id);
+            }
+            prep::Prepped::Read(Read::Sync { path }) if self.role.role != Role::Standalone => {
+                // In a quorum, a sync waits until this server has applied
+                // what the leader had committed when the sync reached it.
+                let local_ref = self.alloc_ref();
+                self.gate.write(r.session_id, local_ref);
+                let waiter = Waiter::Sync {
+                    session_id: r.session_id,
+                    conn_id: r.conn_id,
+                    xid: r.xid,
+                    path,
+                    permit: r.permit,
+                    received: r.received,
+                };
+                self.waiters.insert(local_ref, waiter);
+                match self.propose.sync(local_ref) {
+                    Ok(SyncStart::Ready) => self.complete_sync(local_ref),
+                    Ok(SyncStart::Pending) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sync refused");
+                        self.on_proposal_failed(local_ref);
+                    }
+                }
             }
             prep::Prepped::Read(read) => {
                 let pending = PendingRead {
@@ -558,6 +885,7 @@ impl Core {
 
     fn on_disconnect(&mut self, conn_id: ConnId) {
         self.watches.remove_connection(conn_id);
+        self.propose.connection_closed(conn_id);
         if let Some(c) = self.conns.remove(&conn_id) {
             if let Some(s) = self.sessions.get_mut(&c.session_id) {
                 if s.conn == Some(conn_id) {
@@ -602,6 +930,16 @@ impl Core {
     }
 
     fn expire_sessions(&mut self) {
+        if !self.decides_expiry() {
+            // A follower: the leader decides, from what we report.
+            let touched: Vec<(i64, i32)> =
+                self.touched.drain().filter_map(|sid| self.sessions.get(&sid).map(|s| (sid, s.timeout_ms))).collect();
+            if !touched.is_empty() {
+                self.propose.sessions_active(touched);
+            }
+            return;
+        }
+        self.touched.clear();
         let now = self.now_ms();
         for sid in self.tracker.expired(now) {
             let Some(s) = self.sessions.get_mut(&sid) else {
@@ -610,11 +948,15 @@ impl Core {
             if s.closing {
                 continue;
             }
+            let local_ref = self.next_ref;
+            self.next_ref += 1;
             s.closing = true;
+            s.close_ref = local_ref;
             let timeout = s.timeout_ms;
             tracing::debug!(session = format_args!("0x{sid:x}"), timeout_ms = timeout, "session expired");
-            self.gate.write(sid);
-            self.submit(sid, 0, wall_clock_ms(), Arc::new(vec![]), WriteOp::CloseSession, None);
+            self.gate.write(sid, local_ref);
+            self.waiters.insert(local_ref, Waiter::Expire { session_id: sid });
+            self.submit(local_ref, sid, 0, wall_clock_ms(), Arc::new(vec![]), WriteOp::CloseSession, 0);
         }
     }
 
@@ -628,23 +970,21 @@ impl Core {
         }
         s.since_last = 0;
         s.in_progress.store(true, std::sync::atomic::Ordering::Release);
-        let mut sessions: Vec<(i64, i32)> = self.sessions.iter().map(|(id, i)| (*id, i.timeout_ms)).collect();
-        sessions.sort_unstable();
-        let src =
-            crate::snapshot::SnapshotSource { zxid: self.tree.last_zxid(), sessions, nodes: self.tree.share_nodes() };
-        let purger = s.purger.clone();
-        crate::snapshot::write_in_background(s.dir.clone(), s.retain, src, s.in_progress.clone(), move |oldest| {
-            purger.purge_before(oldest)
-        });
+        let (dir, retain, in_progress, purger) = (s.dir.clone(), s.retain, s.in_progress.clone(), s.purger.clone());
+        let src = self.snapshot_source();
+        crate::snapshot::write_in_background(dir, retain, src, in_progress, move |oldest| purger.purge_before(oldest));
     }
 
     fn reap_containers(&mut self) {
+        if !self.decides_expiry() {
+            return;
+        }
         let per_interval =
             (self.cfg.container_max_per_minute as u64 * self.cfg.container_check_interval_ms / 60_000).max(1);
         let now = wall_clock_ms();
         for path in self.tree.reap_candidates(now, per_interval as usize) {
             tracing::debug!(%path, "reaping container or expired TTL node");
-            self.submit(0, 0, now, Arc::new(vec![]), WriteOp::DeleteContainer { path }, None);
+            self.submit(0, 0, 0, now, Arc::new(vec![]), WriteOp::DeleteContainer { path }, 0);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Stage 2, propose: make a write durable and ordered, and give it its zxid.
 //!
 //! - Inputs: [`Proposal`]s from prep (through the core loop).
-//! - Outputs: [`Committed`] proposals on the commit channel, in zxid order.
+//! - Outputs: [`Committed`] proposals on the commit channel (as
+//!   [`CommitMsg::Txn`]), in zxid order.
 //! - Contract of [`Propose`] (every implementation):
 //!   - one proposal gets exactly one zxid, failed operations included (as in
 //!     ZooKeeper, where a failed write becomes an error txn);
@@ -9,12 +10,17 @@
 //!     (standalone: on the local log; quorum: on a majority);
 //!   - proposals are released in zxid order, with no gaps;
 //!   - `propose` does not block the caller: back-pressure is the bounded
-//!     channels around it.
+//!     channels around it;
+//!   - a proposal that cannot be committed after all (a quorum lost its
+//!     leader) is reported to the core as `CoreMsg::ProposalFailed` with its
+//!     `local_ref`; it may still commit later (its outcome is unknown, as a
+//!     ZooKeeper client's ConnectionLoss), and then it has no waiter.
 //!
 //! Implementations: [`DurablePropose`] (standalone: the fsync'd [`TxnLog`],
-//! group commit on a dedicated thread) and [`LocalPropose`] (in memory, for
-//! tests). The Raft implementation (quorum) plugs in behind the same trait.
+//! group commit on a dedicated thread), [`LocalPropose`] (in memory, for
+//! tests) and `quorum::proposer::QuorumPropose` (Raft).
 
+use super::commit::CommitMsg;
 use crate::tree::WriteOp;
 use crate::txnlog::{entry, TxnLog};
 use jute::data::Id;
@@ -35,6 +41,10 @@ pub struct Proposal {
     /// Local bookkeeping only (never replicated): which waiting request this
     /// proposal answers on this server.
     pub local_ref: u64,
+    /// Local bookkeeping only: the connection that sent it (0: none). A
+    /// quorum proposer refuses a connection's later proposals once one of
+    /// its earlier ones failed, so that no later write overtakes a lost one.
+    pub conn_id: u64,
 }
 
 #[derive(Debug)]
@@ -51,21 +61,41 @@ pub enum ProposeError {
     Full,
 }
 
+/// How a `sync` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStart {
+    /// Everything committed before it is applied here already (standalone:
+    /// this server's log order is the only order).
+    Ready,
+    /// Answered later by `CoreMsg::SyncReady` (or `ProposalFailed`).
+    Pending,
+}
+
 pub trait Propose: Send {
     fn propose(&mut self, proposal: Proposal) -> Result<(), ProposeError>;
-    /// The zxid the next proposal will get.
-    fn next_zxid(&self) -> i64;
+    /// Starts a `sync` for `local_ref`: done once this server has applied
+    /// every write the ensemble committed before it.
+    fn sync(&mut self, local_ref: u64) -> Result<SyncStart, ProposeError>;
+    /// True when nothing proposed is still waiting to be committed, given
+    /// the zxid the core applied last (graceful shutdown waits for it).
+    fn idle(&self, last_applied_zxid: i64) -> bool;
+    /// Sessions with activity on this server since the last call (every half
+    /// tick): a quorum follower reports them to the leader, which alone
+    /// expires sessions. Standalone: nothing to do.
+    fn sessions_active(&mut self, _sessions: Vec<(i64, i32)>) {}
+    /// A connection is gone: the proposer may forget what it kept about it.
+    fn connection_closed(&mut self, _conn_id: u64) {}
 }
 
 /// Standalone, in memory: zxids count up from the last applied one, and a
 /// proposal is committed as soon as it is ordered.
 pub struct LocalPropose {
     next_zxid: i64,
-    committed: mpsc::Sender<Committed>,
+    committed: mpsc::Sender<CommitMsg>,
 }
 
 impl LocalPropose {
-    pub fn new(last_zxid: i64, committed: mpsc::Sender<Committed>) -> Self {
+    pub fn new(last_zxid: i64, committed: mpsc::Sender<CommitMsg>) -> Self {
         LocalPropose { next_zxid: last_zxid + 1, committed }
     }
 }
@@ -73,7 +103,7 @@ impl LocalPropose {
 impl Propose for LocalPropose {
     fn propose(&mut self, proposal: Proposal) -> Result<(), ProposeError> {
         let zxid = self.next_zxid;
-        self.committed.try_send(Committed { zxid, proposal }).map_err(|e| match e {
+        self.committed.try_send(CommitMsg::Txn(Committed { zxid, proposal })).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ProposeError::Full,
             mpsc::error::TrySendError::Closed(_) => ProposeError::Closed,
         })?;
@@ -81,8 +111,12 @@ impl Propose for LocalPropose {
         Ok(())
     }
 
-    fn next_zxid(&self) -> i64 {
-        self.next_zxid
+    fn sync(&mut self, _local_ref: u64) -> Result<SyncStart, ProposeError> {
+        Ok(SyncStart::Ready)
+    }
+
+    fn idle(&self, last_applied_zxid: i64) -> bool {
+        self.next_zxid == last_applied_zxid + 1
     }
 }
 
@@ -109,7 +143,7 @@ impl DurablePropose {
     /// `fsync.warningthresholdms`.
     pub fn start(
         log: TxnLog,
-        committed: mpsc::Sender<Committed>,
+        committed: mpsc::Sender<CommitMsg>,
         capacity: usize,
         fsync_warn: Duration,
     ) -> std::io::Result<Self> {
@@ -146,15 +180,19 @@ impl Propose for DurablePropose {
         Ok(())
     }
 
-    fn next_zxid(&self) -> i64 {
-        self.next_zxid
+    fn sync(&mut self, _local_ref: u64) -> Result<SyncStart, ProposeError> {
+        Ok(SyncStart::Ready)
+    }
+
+    fn idle(&self, last_applied_zxid: i64) -> bool {
+        self.next_zxid == last_applied_zxid + 1
     }
 }
 
 fn log_thread(
     mut log: TxnLog,
     rx: std::sync::mpsc::Receiver<LogMsg>,
-    committed: mpsc::Sender<Committed>,
+    committed: mpsc::Sender<CommitMsg>,
     fsync_warn: Duration,
 ) {
     let mut batch: Vec<(i64, Proposal)> = Vec::with_capacity(MAX_BATCH);
@@ -204,7 +242,7 @@ fn log_thread(
             std::process::exit(2);
         }
         for (zxid, proposal) in batch.drain(..) {
-            if committed.blocking_send(Committed { zxid, proposal }).is_err() {
+            if committed.blocking_send(CommitMsg::Txn(Committed { zxid, proposal })).is_err() {
                 return;
             }
         }

@@ -526,6 +526,31 @@ impl DataTree {
         }
     }
 
+    /// A committed entry that is not a client write (in a quorum: a new
+    /// leader's blank entry, a membership change): the zxid advances, and a
+    /// membership change rewrites `/zookeeper/config` as a setData would
+    /// (version and mzxid; its mtime stays, as no time is replicated with
+    /// it). Returns the watch triggers. Deterministic.
+    pub fn advance(&mut self, zxid: i64, config: Option<Vec<u8>>) -> Vec<Trigger> {
+        let mut triggers = Vec::new();
+        if let Some(data) = config {
+            if let Some(node) = node_in(&mut self.nodes, CONFIG_ZOOKEEPER) {
+                let old_len = node.data.as_ref().map_or(0, |d| d.len()) as u64;
+                let new_len = data.len() as u64;
+                node.data = Some(data);
+                node.stat.version += 1;
+                node.stat.mzxid = zxid;
+                let acl = node.acl.clone();
+                self.data_bytes = self.data_bytes - old_len + new_len;
+                triggers.push(Trigger { kind: TriggerKind::DataChanged, path: CONFIG_ZOOKEEPER.to_owned(), acl });
+            }
+        }
+        if zxid > self.last_zxid {
+            self.last_zxid = zxid;
+        }
+        triggers
+    }
+
     /// Applies one committed operation. Deterministic: see the module docs.
     pub fn apply(&mut self, ctx: &TxnContext, op: &WriteOp) -> Applied {
         let mut triggers = Vec::new();

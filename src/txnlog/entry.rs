@@ -202,6 +202,7 @@ pub fn decode(payload: &[u8]) -> Result<(i64, Proposal), DecodeError> {
         op,
         rules: rules_from_bits(h.rules),
         local_ref: 0,
+        conn_id: 0,
     };
     Ok((h.zxid, p))
 }
@@ -219,6 +220,7 @@ mod tests {
             op,
             rules: TreeConfig { extended_types: true, skip_acl: false, enforce_quota: true },
             local_ref: 0,
+            conn_id: 0,
         }
     }
 

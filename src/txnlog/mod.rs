@@ -448,6 +448,57 @@ impl TxnLog {
         Ok(())
     }
 
+    /// Removes every entry keyed `from` or above, durably, before it
+    /// returns: a Raft follower drops the conflicting tail a deposed leader
+    /// left. Later appends continue at `from`.
+    pub fn truncate_from(&mut self, from: i64) -> Result<(), LogError> {
+        if from > self.last_zxid {
+            return Ok(());
+        }
+        // What is buffered goes to its file first, so the files hold the cut.
+        self.sync()?;
+        let mut removed = false;
+        while self.segments.last().is_some_and(|s| s.first_zxid >= from) {
+            let seg = self.segments.pop().expect("checked");
+            self.file = None;
+            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            removed = true;
+        }
+        if removed {
+            sync_dir(&self.cfg.dir)?;
+        }
+        self.last_zxid = from - 1;
+        self.force_roll = false;
+        let Some(last) = self.segments.last().cloned() else {
+            self.write_pos = HEADER_LEN;
+            return Ok(());
+        };
+        let bytes = fs::read(&last.path).map_err(io_err(&last.path))?;
+        let scanned = scan(&bytes, last.first_zxid, &last.path)?;
+        let cut = scanned.records.iter().find(|(_, r)| r.zxid >= from).map_or(scanned.end, |(off, _)| *off);
+        let f = OpenOptions::new().read(true).write(true).open(&last.path).map_err(io_err(&last.path))?;
+        let last_nonzero = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p as u64 + 1);
+        if last_nonzero > cut {
+            f.write_all_at(&vec![0u8; (last_nonzero - cut) as usize], cut).map_err(io_err(&last.path))?;
+            f.sync_data().map_err(io_err(&last.path))?;
+        }
+        self.alloc_end = f.metadata().map_err(io_err(&last.path))?.len();
+        self.write_pos = cut;
+        self.file = Some(f);
+        Ok(())
+    }
+
+    /// The next append will be keyed `next`, past a gap: a Raft follower
+    /// that installed a snapshot newer than its whole log. The next append
+    /// starts a new segment; recovery skips the older ones, which the
+    /// snapshot covers (the caller records that before appending).
+    pub fn skip_to(&mut self, next: i64) -> Result<(), LogError> {
+        self.sync()?;
+        self.file = None;
+        self.last_zxid = next - 1;
+        Ok(())
+    }
+
     /// Removes segments whose entries all precede `zxid` (they are covered
     /// by a snapshot at or after it). The current segment is kept.
     pub fn purge_before(&mut self, zxid: i64) -> Result<usize, LogError> {

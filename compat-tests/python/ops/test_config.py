@@ -48,7 +48,6 @@ BAD = [
     ("myid not listed", ENSEMBLE, {}, "9", ["myid", '"9"', "no server.N line"]),
     ("initLimit missing", {k: v for k, v in ENSEMBLE.items() if k != "initLimit"}, {}, "1",
      ["initLimit", "not set"]),
-    ("replicated mode", ENSEMBLE, {}, "1", ["replicated ensemble", "not implemented"]),
     ("client authentication enforced", {"enforce.auth.enabled": "true"}, {}, None,
      ["zookeeper.enforce.auth.enabled", "refusing to start"]),
 ]

@@ -1,0 +1,106 @@
+//! This server's role, from openraft's metrics, for the core and the
+//! four-letter words; and the leader's duty to add the configured
+//! observers as non-voting learners.
+//!
+//! - Inputs: openraft's metrics (published on every turn of its core loop,
+//!   so time-based facts such as "a majority answered recently" stay fresh).
+//! - Outputs: `CoreMsg::Role` whenever the derived [`RoleInfo`] changes.
+//! - Invariants: `serving` is true only for a leader that heard from a
+//!   majority within the leader lease (an election timeout: past it, the
+//!   others may have elected someone else), or a follower/observer that
+//!   knows a leader. A server that is not serving holds no clients.
+
+use super::{Ensemble, PeerNode, Raft, Timing};
+use crate::pipeline::{CoreMsg, Role, RoleInfo};
+use openraft::{RaftMetrics, ServerState};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A follower counts as synced when its log is within this many entries of
+/// the leader's (`zk_synced_followers`).
+const SYNCED_LAG: u64 = 1000;
+
+pub fn derive(m: &RaftMetrics<u64, PeerNode>, my_id: u64, lease: Duration) -> RoleInfo {
+    let membership = m.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let learners: Vec<u64> = membership.learner_ids().collect();
+    let none =
+        RoleInfo { role: Role::Looking, leader: None, serving: false, followers: 0, synced_followers: 0, observers: 0 };
+    match m.state {
+        ServerState::Leader => {
+            let serving = m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease.as_millis() as u64);
+            let last = m.last_log_index.unwrap_or(0);
+            let synced = m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .filter(|(id, matched)| {
+                            **id != my_id
+                                && voters.contains(id)
+                                && matched.is_some_and(|l| l.index + SYNCED_LAG >= last)
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            RoleInfo {
+                role: Role::Leader,
+                leader: Some(my_id),
+                serving,
+                followers: voters.len().saturating_sub(1),
+                synced_followers: synced,
+                observers: learners.len(),
+            }
+        }
+        ServerState::Follower => {
+            RoleInfo { role: Role::Follower, leader: m.current_leader, serving: m.current_leader.is_some(), ..none }
+        }
+        ServerState::Learner if learners.contains(&my_id) => {
+            RoleInfo { role: Role::Observer, leader: m.current_leader, serving: m.current_leader.is_some(), ..none }
+        }
+        _ => none,
+    }
+}
+
+/// Follows openraft's metrics and tells the core when the role changes.
+pub async fn watch(raft: Raft, ensemble: Ensemble, timing: Timing, core: mpsc::Sender<CoreMsg>) {
+    let mut rx = raft.metrics();
+    let mut last: Option<RoleInfo> = None;
+    // Re-derived at least every heartbeat, as the lease runs out with time.
+    let mut tick = tokio::time::interval(Duration::from_millis(timing.heartbeat_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let info = derive(&rx.borrow_and_update(), ensemble.my_id, timing.leader_lease());
+        if last.as_ref() != Some(&info) {
+            if info.role == Role::Leader && last.as_ref().is_none_or(|l| l.role != Role::Leader) {
+                tokio::spawn(add_observers(raft.clone(), ensemble.clone()));
+            }
+            if core.send(CoreMsg::Role(info.clone())).await.is_err() {
+                return;
+            }
+            last = Some(info);
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+/// On a new leader: every observer of the configuration that the
+/// membership lacks joins as a learner (it replicates and serves, and does
+/// not vote), as ZooKeeper's `:observer` servers.
+async fn add_observers(raft: Raft, ensemble: Ensemble) {
+    for (id, node) in &ensemble.observers {
+        let known = raft.metrics().borrow().membership_config.membership().get_node(id).is_some();
+        if known {
+            continue;
+        }
+        match raft.add_learner(*id, node.clone(), false).await {
+            Ok(_) => tracing::info!(observer = id, "observer added as a learner"),
+            Err(e) => {
+                tracing::warn!(observer = id, error = %e, "could not add an observer (retried at the next election)")
+            }
+        }
+    }
+}
