@@ -229,21 +229,15 @@ async fn start_quorum(cfg: ServerConfig) -> Result<Server, StartError> {
     let raft = quorum::Raft::new(ensemble.my_id, raft_config, net, log_store, sm)
         .await
         .map_err(|e| StartError::Quorum(format!("cannot start Raft: {e}")))?;
-    let propose = proposer::start(raft.clone(), peers, boot, core_tx.clone(), cfg.global_outstanding_limit * 2);
+    let propose = proposer::start(raft.clone(), peers.clone(), boot, core_tx.clone(), cfg.global_outstanding_limit * 2);
     let mut core = Core::new(cfg.clone(), tree, sessions, Box::new(propose), None);
     core.role =
         pipeline::RoleInfo { role: pipeline::Role::Looking, serving: false, ..pipeline::RoleInfo::standalone() };
     tokio::spawn(core.run(core_rx, commit_rx));
     admin.attach(core_tx.clone());
     tokio::spawn(network::serve_peers(peer_listener, raft.clone(), core_tx.clone(), max_frame));
-    if pristine && !ensemble.is_observer() {
-        // Every voter of a new ensemble proposes the same initial
-        // membership; openraft accepts that (the first to win an election
-        // replicates it), and refuses it on a server that has state.
-        match raft.initialize(ensemble.voters.clone()).await {
-            Ok(()) => tracing::info!(voters = ?ensemble.voter_ids(), "initialised a new ensemble"),
-            Err(e) => tracing::info!(error = %e, "not initialising the ensemble (already formed)"),
-        }
+    if pristine && ensemble.voters.contains_key(&ensemble.my_id) {
+        tokio::spawn(quorum::bootstrap(raft.clone(), peers.clone(), ensemble.clone()));
     }
     tokio::spawn(roles::watch(raft.clone(), ensemble, timing, core_tx.clone()));
     let shared = Arc::new(Shared {

@@ -376,6 +376,62 @@ mod tests {
         }
     }
 
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    async fn all(s: &mut LogStore) -> Vec<(u64, u64)> {
+        let v = s.try_get_log_entries(..).await.unwrap();
+        v.iter().map(|e| (e.log_id.leader_id.term, e.log_id.index)).collect()
+    }
+
+    #[tokio::test]
+    async fn appends_truncations_purges_and_votes_survive_a_restart() {
+        use openraft::storage::RaftLogStorageExt;
+        let d = tempfile::tempdir().unwrap();
+        let (logs, meta) = (d.path().join("log"), d.path().join("meta"));
+        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        assert!(s.is_pristine());
+        s.save_vote(&Vote::new(1, 1)).await.unwrap();
+        s.blocking_append((0..50).map(|i| entry(1, i))).await.unwrap();
+        // A new leader's entries replace a conflicting tail.
+        s.truncate(log_id(1, 40)).await.unwrap();
+        s.blocking_append((40..60).map(|i| entry(2, i))).await.unwrap();
+        s.purge(log_id(1, 9)).await.unwrap();
+        // Durable and ordered after everything above.
+        s.save_vote(&Vote::new(2, 2)).await.unwrap();
+        let before = all(&mut s).await;
+        drop(s);
+
+        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        assert!(!s.is_pristine());
+        assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(2, 2)));
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!((st.last_purged_log_id, st.last_log_id), (Some(log_id(1, 9)), Some(entry(2, 59).log_id)));
+        let after = all(&mut s).await;
+        assert_eq!(after, before);
+        assert_eq!(after.first(), Some(&(1, 10)));
+        assert!(after.iter().all(|(t, i)| (*t == 1) == (*i < 40)));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_past_the_whole_log_leaves_no_gap_on_restart() {
+        use openraft::storage::RaftLogStorageExt;
+        let d = tempfile::tempdir().unwrap();
+        let (logs, meta) = (d.path().join("log"), d.path().join("meta"));
+        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        s.blocking_append((0..10).map(|i| entry(1, i))).await.unwrap();
+        // A follower installed the leader's snapshot at 100, then goes on.
+        s.purge(log_id(3, 100)).await.unwrap();
+        s.blocking_append((101..105).map(|i| entry(3, i))).await.unwrap();
+        s.save_vote(&Vote::new(3, 2)).await.unwrap();
+        drop(s);
+        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_purged_log_id, Some(log_id(3, 100)));
+        assert_eq!(all(&mut s).await, (101..105).map(|i| (3, i)).collect::<Vec<_>>());
+    }
+
     #[test]
     fn state_file_round_trips_and_refuses_damage() {
         let d = tempfile::tempdir().unwrap();

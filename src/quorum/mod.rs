@@ -198,6 +198,48 @@ impl Ensemble {
     }
 }
 
+/// How a pristine voter joins: it founds a new ensemble (proposing the
+/// configured voters as the first membership, as every other pristine voter
+/// does) only once a majority of the configured voters answer that they are
+/// pristine too. If any peer already belongs to an ensemble, it waits to be
+/// replicated to instead: a server whose disk was wiped, or one that is
+/// being added, must not start a second ensemble beside the first.
+pub async fn bootstrap(raft: Raft, peers: Arc<network::Peers>, ensemble: Ensemble) {
+    let others: Vec<u64> = ensemble.voters.keys().copied().filter(|id| *id != ensemble.my_id).collect();
+    let majority = ensemble.voters.len() / 2 + 1;
+    let mut logged = false;
+    loop {
+        if raft.is_initialized().await.unwrap_or(true) {
+            return;
+        }
+        let mut pristine = 1; // this server
+        let mut formed = None;
+        for id in &others {
+            match peers.link(*id).call(network::PeerReq::Status, Duration::from_millis(500)).await {
+                Ok(network::PeerResp::Status { initialized: false }) => pristine += 1,
+                Ok(network::PeerResp::Status { initialized: true }) => formed = Some(*id),
+                _ => {}
+            }
+        }
+        if let Some(id) = formed {
+            tracing::info!(peer = id, "the ensemble exists already: waiting for its leader to replicate to us");
+            return;
+        }
+        if pristine >= majority {
+            match raft.initialize(ensemble.voters.clone()).await {
+                Ok(()) => tracing::info!(voters = ?ensemble.voter_ids(), "founded a new ensemble"),
+                Err(e) => tracing::info!(error = %e, "not founding the ensemble (already formed)"),
+            }
+            return;
+        }
+        if !logged {
+            tracing::info!(pristine, majority, "waiting for a majority of the configured voters to be reachable");
+            logged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `/zookeeper/config` as ZooKeeper writes it: one `server.N=` line per
 /// member (`host:quorumPort:electionPort:role;clientAddress`), then
 /// `version=` with the zxid of the configuration in hex.

@@ -76,6 +76,9 @@ pub enum PeerReq {
     ReadIndex,
     /// Sessions with activity on the sender (id, timeout); no answer.
     Touch(Vec<(i64, i32)>),
+    /// Whether the peer belongs to an ensemble already (a pristine server
+    /// asks before it helps found a new one).
+    Status,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,6 +89,9 @@ pub enum PeerResp {
     /// The forwarded write was committed (Ok) or will not be (Err).
     Forward(Result<(), String>),
     ReadIndex(Result<u64, String>),
+    Status {
+        initialized: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -451,6 +457,13 @@ async fn serve_peer(
             }
             PeerReq::Touch(list) => {
                 let _ = core.try_send(CoreMsg::SessionsTouched(list));
+            }
+            PeerReq::Status => {
+                let raft = raft.clone();
+                tokio::spawn(async move {
+                    let initialized = raft.is_initialized().await.unwrap_or(false);
+                    respond(PeerResp::Status { initialized }).await
+                });
             }
         }
     };

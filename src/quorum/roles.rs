@@ -70,6 +70,12 @@ pub async fn watch(raft: Raft, ensemble: Ensemble, timing: Timing, core: mpsc::S
     let mut tick = tokio::time::interval(Duration::from_millis(timing.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if let Err(e) = &rx.borrow().running_state {
+            if core.is_closed() {
+                return; // the server is stopping
+            }
+            fatal(e);
+        }
         let info = derive(&rx.borrow_and_update(), ensemble.my_id, timing.leader_lease());
         if last.as_ref() != Some(&info) {
             if info.role == Role::Leader && last.as_ref().is_none_or(|l| l.role != Role::Leader) {
@@ -81,10 +87,23 @@ pub async fn watch(raft: Raft, ensemble: Ensemble, timing: Timing, core: mpsc::S
             last = Some(info);
         }
         tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
+            r = rx.changed() => if r.is_err() {
+                if core.is_closed() {
+                    return; // the server is stopping
+                }
+                fatal(&"the Raft core stopped");
+            },
             _ = tick.tick() => {}
         }
     }
+}
+
+/// The Raft node died (a storage failure, or a bug): this server can no
+/// longer take part, and must not go on answering as if it did. It stops,
+/// as on a log failure; a restart recovers from its disk.
+fn fatal(e: &dyn std::fmt::Display) -> ! {
+    tracing::error!(error = %e, "the Raft node failed; stopping the server");
+    std::process::exit(2);
 }
 
 /// On a new leader: every observer of the configuration that the
