@@ -58,6 +58,10 @@ pub struct ServerConfig {
     pub jute_max_buffer: usize,
     pub extended_types_enabled: bool,
     pub skip_acl: bool,
+    /// `readonlymode.enabled` (a `-D` property, as in ZooKeeper): an
+    /// ensemble member cut off from the quorum serves reads to clients that
+    /// allow read-only servers.
+    pub read_only_mode: bool,
     /// `zookeeper.enforceQuota`: hard quota limits refuse writes.
     pub enforce_quota: bool,
     /// `zookeeper.DigestAuthenticationProvider.superDigest`: `super:<digest>`.
@@ -544,7 +548,7 @@ const PROPERTIES: &[Known] = &[
         Long,
         IgnoredUnless("0", "containers that never had children are kept, as with 0"),
     ),
-    k("readonlymode.enabled", JavaBool, Ignored("a standalone server is never read-only")),
+    k("readonlymode.enabled", JavaBool, Used),
     k("zookeeper.db.autocreate", JavaBool, Ignored(QUORUM)),
     // Authentication.
     k(
@@ -1164,6 +1168,7 @@ impl ServerConfig {
         let datadir_autocreate = bool_prop("zookeeper.datadir.autocreate", true);
         let client_tcp_keep_alive = bool_prop("zookeeper.clientTcpKeepAlive", false);
         let skip_acl = prop("zookeeper.skipACL").is_some_and(|v| v.trim() == "yes");
+        let read_only_mode = bool_prop("readonlymode.enabled", false);
         if skip_acl {
             note(NoticeLevel::Warn, "zookeeper.skipACL=yes: ACLs are not checked; every client can do anything".into());
         }
@@ -1395,6 +1400,7 @@ impl ServerConfig {
             jute_max_buffer,
             extended_types_enabled,
             skip_acl,
+            read_only_mode,
             enforce_quota,
             super_digest,
             four_letter_whitelist,

@@ -239,7 +239,8 @@ async fn start_quorum(cfg: ServerConfig) -> Result<Server, StartError> {
     if pristine && ensemble.voters.contains_key(&ensemble.my_id) {
         tokio::spawn(quorum::bootstrap(raft.clone(), peers.clone(), ensemble.clone()));
     }
-    tokio::spawn(roles::watch(raft.clone(), ensemble, timing, core_tx.clone()));
+    let read_only_after = cfg.read_only_mode.then(|| std::time::Duration::from_millis(cfg.tick_time_ms.max(2000)));
+    tokio::spawn(roles::watch(raft.clone(), ensemble, timing, read_only_after, core_tx.clone()));
     let shared = Arc::new(Shared {
         cfg,
         core: core_tx.clone(),

@@ -387,7 +387,7 @@ fn server_stats(core: &Core) -> ServerStatsView {
         uptime_ms: core.started.elapsed().as_millis() as u64,
         auth_failed: s.auth_failed,
         node_count: core.tree.node_count_reported(),
-        server_state: core.role.role.mode(),
+        server_state: core.role.mode(),
     }
 }
 

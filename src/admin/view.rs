@@ -152,7 +152,7 @@ pub fn monitor(core: &Core, admin: Option<&AdminState>, watches: &WatchView) -> 
     let avg = s.avg_latency_ms();
     let n = |v: u64| Long(v.min(i64::MAX as u64) as i64);
     m.push(("version".into(), Str(super::VERSION.into())));
-    m.push(("server_state".into(), Str(core.role.role.mode().into())));
+    m.push(("server_state".into(), Str(core.role.mode().into())));
     if core.role.role != crate::pipeline::Role::Standalone {
         // QuorumZooKeeperServer's detailed peer state.
         let peer_state = match core.role.role {
@@ -326,6 +326,7 @@ mod tests {
                 conn,
                 ConnState {
                     handle,
+                    read_only: false,
                     session_id: sid,
                     auth: Arc::new(vec![]),
                     received: 0,

@@ -33,7 +33,7 @@ fn server_summary(core: &Core, out: &mut String) {
     let _ = writeln!(out, "Connections: {}", core.conns.len());
     let _ = writeln!(out, "Outstanding: {}", view::outstanding(core));
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_zxid());
-    let _ = writeln!(out, "Mode: {}", core.role.role.mode());
+    let _ = writeln!(out, "Mode: {}", core.role.mode());
     let _ = writeln!(out, "Node count: {}", core.tree.node_count_reported());
 }
 
@@ -117,13 +117,17 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
             | "wchp"
             | "hash"
     );
-    if needs_serving && !core.role.serving {
+    if needs_serving && !core.role.answering() {
         let _ = writeln!(out, "{ZK_NOT_SERVING}");
         return out;
     }
     match cmd {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str(if core.role.serving { "rw" } else { "null" }),
+        "isro" => out.push_str(match (core.role.serving, core.role.read_only) {
+            (true, _) => "rw",
+            (false, true) => "ro",
+            (false, false) => "null",
+        }),
         "gtmk" => {
             let _ = write!(out, "{}", state::trace_mask());
         }
@@ -134,10 +138,16 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
         }
         "srvr" => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}");
+            if !core.role.serving {
+                out.push_str("READ-ONLY mode; serving only read-only clients\n");
+            }
             server_summary(core, &mut out);
         }
         "stat" => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}");
+            if !core.role.serving {
+                out.push_str("READ-ONLY mode; serving only read-only clients\n");
+            }
             out.push_str("Clients:\n");
             for c in view::connections(core) {
                 connection_line(&c, true, &mut out);

@@ -57,11 +57,19 @@ pub fn sync_reply_frame(xid: i32, zxid: i64, path: &Option<String>) -> Vec<u8> {
     })
 }
 
-pub fn connect_response_frame(timeout_ms: i32, session_id: i64, passwd: &[u8], read_only_byte: bool) -> Vec<u8> {
+/// The handshake's answer; the trailing readOnly byte only when the client
+/// sent one, true from a read-only server.
+pub fn connect_response_frame(
+    timeout_ms: i32,
+    session_id: i64,
+    passwd: &[u8],
+    read_only_byte: bool,
+    read_only: bool,
+) -> Vec<u8> {
     frame_with(|b| {
         ConnectResponse { protocol_version: 0, time_out: timeout_ms, session_id, passwd: passwd.to_vec() }.write_to(b);
         if read_only_byte {
-            false.write_to(b);
+            read_only.write_to(b);
         }
     })
 }
@@ -111,13 +119,19 @@ impl Core {
                 let live = self.conns.contains_key(&conn_id);
                 self.sessions.insert(
                     sid,
-                    super::SessionInfo { timeout_ms: t, conn: live.then_some(conn_id), closing: false, close_ref: 0 },
+                    super::SessionInfo {
+                        local: false,
+                        timeout_ms: t,
+                        conn: live.then_some(conn_id),
+                        closing: false,
+                        close_ref: 0,
+                    },
                 );
                 let now = self.now_ms();
                 self.tracker.touch(sid, t as u64, now);
                 if live {
                     let pw = crate::session::tracker::session_password(sid);
-                    self.send(conn_id, connect_response_frame(t, sid, &pw, read_only_byte));
+                    self.send(conn_id, connect_response_frame(t, sid, &pw, read_only_byte, false));
                     let _ = done.send(ConnectOutcome::Accepted { session_id: sid });
                 }
             }
@@ -126,7 +140,13 @@ impl Core {
                 let now = self.now_ms();
                 self.sessions.insert(
                     p.session_id,
-                    super::SessionInfo { timeout_ms: *timeout_ms, conn: None, closing: false, close_ref: 0 },
+                    super::SessionInfo {
+                        local: false,
+                        timeout_ms: *timeout_ms,
+                        conn: None,
+                        closing: false,
+                        close_ref: 0,
+                    },
                 );
                 self.tracker.touch(p.session_id, *timeout_ms as u64, now);
             }

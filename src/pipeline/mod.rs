@@ -101,6 +101,8 @@ pub enum CoreMsg {
         request: ConnectRequest,
         /// Whether the client sent the trailing readOnly byte (answer in kind).
         read_only_byte: bool,
+        /// That byte: the client accepts a read-only server.
+        read_only_allowed: bool,
         done: oneshot::Sender<ConnectOutcome>,
     },
     Request(ClientRequest),
@@ -169,6 +171,9 @@ pub struct RoleInfo {
     pub leader: Option<u64>,
     /// Whether this server takes client connections and requests.
     pub serving: bool,
+    /// Not serving, but serving reads to read-only clients
+    /// (`readonlymode.enabled`, once cut off for a grace period).
+    pub read_only: bool,
     /// Leader only: voting followers, those among them whose log matches
     /// the leader's closely (`zk_synced_followers`), and observers.
     pub followers: usize,
@@ -182,9 +187,24 @@ impl RoleInfo {
             role: Role::Standalone,
             leader: None,
             serving: true,
+            read_only: false,
             followers: 0,
             synced_followers: 0,
             observers: 0,
+        }
+    }
+
+    /// Whether client requests are answered at all (fully or read-only).
+    pub fn answering(&self) -> bool {
+        self.serving || self.read_only
+    }
+
+    /// ZooKeeper's server state word (`Mode:`, `zk_server_state`).
+    pub fn mode(&self) -> &'static str {
+        if !self.serving && self.read_only {
+            "read-only"
+        } else {
+            self.role.mode()
         }
     }
 }
@@ -245,6 +265,9 @@ pub enum Waiter {
 
 #[derive(Debug)]
 pub struct SessionInfo {
+    /// Created by this server in read-only mode: known here only, never
+    /// replicated, gone when the server rejoins the quorum.
+    pub local: bool,
     pub timeout_ms: i32,
     pub conn: Option<ConnId>,
     /// Close or expiry proposed: new requests get SESSIONEXPIRED.
@@ -257,6 +280,8 @@ pub struct SessionInfo {
 #[derive(Debug)]
 pub struct ConnState {
     pub handle: ConnHandle,
+    /// Accepted while this server was read-only.
+    pub read_only: bool,
     pub session_id: i64,
     /// The identities of the latest request: who watch events may reach.
     pub auth: Arc<Vec<Id>>,
@@ -413,7 +438,7 @@ impl Core {
         let mut table = HashMap::new();
         for (id, timeout_ms) in sessions {
             tracker.touch(id, timeout_ms as u64, 0);
-            table.insert(id, SessionInfo { timeout_ms, conn: None, closing: false, close_ref: 0 });
+            table.insert(id, SessionInfo { local: false, timeout_ms, conn: None, closing: false, close_ref: 0 });
         }
         Core {
             tracker,
@@ -485,8 +510,8 @@ impl Core {
 
     fn on_message(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Connect { conn, request, read_only_byte, done } => {
-                self.on_connect(conn, request, read_only_byte, done)
+            CoreMsg::Connect { conn, request, read_only_byte, read_only_allowed, done } => {
+                self.on_connect(conn, request, read_only_byte, read_only_allowed, done)
             }
             CoreMsg::Request(r) => self.on_request(r),
             CoreMsg::Disconnected { conn_id } => self.on_disconnect(conn_id),
@@ -535,7 +560,8 @@ impl Core {
 
     /// The state at the last applied zxid, shared copy-on-write.
     pub fn snapshot_source(&self) -> crate::snapshot::SnapshotSource {
-        let mut sessions: Vec<(i64, i32)> = self.sessions.iter().map(|(id, i)| (*id, i.timeout_ms)).collect();
+        let mut sessions: Vec<(i64, i32)> =
+            self.sessions.iter().filter(|(_, i)| !i.local).map(|(id, i)| (*id, i.timeout_ms)).collect();
         sessions.sort_unstable();
         crate::snapshot::SnapshotSource { zxid: self.tree.last_zxid(), sessions, nodes: self.tree.share_nodes() }
     }
@@ -607,6 +633,7 @@ impl Core {
     fn on_role(&mut self, info: RoleInfo) {
         let was_leader = self.role.role == Role::Leader;
         let was_serving = self.role.serving;
+        let was_read_only = self.role.read_only && !was_serving;
         if info.role != self.role.role || info.serving != was_serving || info.leader != self.role.leader {
             tracing::info!(
                 mode = info.role.mode(),
@@ -634,6 +661,20 @@ impl Core {
                 self.drop_connection(c);
             }
         }
+        if was_read_only && (self.role.serving || !self.role.read_only) {
+            // Leaving read-only mode (ZooKeeper stops its read-only server):
+            // read-only clients reconnect, and look for a read-write server;
+            // the sessions created here meanwhile end.
+            let conns: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.read_only).map(|(id, _)| *id).collect();
+            for c in conns {
+                self.drop_connection(c);
+            }
+            let local: Vec<i64> = self.sessions.iter().filter(|(_, s)| s.local).map(|(id, _)| *id).collect();
+            for sid in local {
+                self.sessions.remove(&sid);
+                self.tracker.remove(sid);
+            }
+        }
     }
 
     /// Replaces the whole state with one received from the leader. Every
@@ -657,7 +698,8 @@ impl Core {
         let now = self.now_ms();
         for (id, timeout_ms) in st.sessions {
             self.tracker.touch(id, timeout_ms as u64, now);
-            self.sessions.insert(id, SessionInfo { timeout_ms, conn: None, closing: false, close_ref: 0 });
+            self.sessions
+                .insert(id, SessionInfo { local: false, timeout_ms, conn: None, closing: false, close_ref: 0 });
         }
         tracing::info!(zxid = format_args!("0x{:x}", self.tree.last_zxid()), "installed a snapshot from the leader");
     }
@@ -703,13 +745,16 @@ impl Core {
         conn: ConnHandle,
         req: ConnectRequest,
         read_only_byte: bool,
+        read_only_allowed: bool,
         done: oneshot::Sender<ConnectOutcome>,
     ) {
         let conn_id = conn.id;
         let last_zxid = self.tree.last_zxid();
-        if !self.role.serving {
-            // Like a ZooKeeper server that is not running (no quorum): the
-            // client is disconnected and tries another server.
+        let read_only = !self.role.serving;
+        if read_only && !(self.role.read_only && read_only_allowed) {
+            // Like a ZooKeeper server that is not running (no quorum), or a
+            // read-only one and a client that wants to write: the client is
+            // disconnected and tries another server.
             tracing::debug!(client = %conn.addr, "not serving (no quorum): refusing the session request");
             let _ = conn.out.try_send(Outbound::Close);
             let _ = done.send(ConnectOutcome::Refused);
@@ -731,6 +776,7 @@ impl Core {
             ConnState {
                 auth: Arc::new(vec![Id::new("ip", &conn.addr.ip().to_string())]),
                 handle: conn,
+                read_only,
                 session_id: 0,
                 received: 1,
                 sent: 0,
@@ -742,6 +788,18 @@ impl Core {
             self.next_session_id += 1;
             if let Some(c) = self.conns.get_mut(&conn_id) {
                 c.session_id = session_id;
+            }
+            if read_only {
+                // A read-only server's sessions are its own (ZooKeeper's
+                // local sessions): nothing is proposed.
+                let info = SessionInfo { local: true, timeout_ms, conn: Some(conn_id), closing: false, close_ref: 0 };
+                self.sessions.insert(session_id, info);
+                let now = self.now_ms();
+                self.tracker.touch(session_id, timeout_ms as u64, now);
+                let pw = crate::session::tracker::session_password(session_id);
+                self.send(conn_id, finalize::connect_response_frame(timeout_ms, session_id, &pw, read_only_byte, true));
+                let _ = done.send(ConnectOutcome::Accepted { session_id });
+                return;
             }
             let local_ref = self.alloc_ref();
             self.waiters.insert(local_ref, Waiter::Connect { conn_id, timeout_ms, read_only_byte, done });
@@ -761,7 +819,7 @@ impl Core {
             && req.passwd == crate::session::tracker::session_password(sid);
         if !valid {
             tracing::info!(session = format_args!("0x{sid:x}"), "invalid session or password; refusing reconnect");
-            self.send(conn_id, finalize::connect_response_frame(0, 0, &[0u8; 16], read_only_byte));
+            self.send(conn_id, finalize::connect_response_frame(0, 0, &[0u8; 16], read_only_byte, read_only));
             self.close_after_flush(conn_id);
             let _ = done.send(ConnectOutcome::Refused);
             return;
@@ -785,6 +843,7 @@ impl Core {
             sid,
             &crate::session::tracker::session_password(sid),
             read_only_byte,
+            read_only,
         );
         self.send(conn_id, frame);
         let _ = done.send(ConnectOutcome::Accepted { session_id: sid });
@@ -798,7 +857,12 @@ impl Core {
             return;
         }
         if !self.role.serving {
-            self.drop_connection(r.conn_id);
+            let read_only_client = self.conns.get(&r.conn_id).is_some_and(|c| c.read_only);
+            if !(self.role.read_only && read_only_client) {
+                self.drop_connection(r.conn_id);
+                return;
+            }
+            self.on_read_only_request(r);
             return;
         }
         self.stats.packets_received += 1;
@@ -883,6 +947,51 @@ impl Core {
         }
     }
 
+    /// A request from a read-only client while this server is read-only
+    /// (ZooKeeper's ReadOnlyRequestProcessor): reads are served from this
+    /// server's state, writes and syncs are refused with NOTREADONLY, a close
+    /// ends the session here (a replicated session is left to the leader).
+    fn on_read_only_request(&mut self, r: ClientRequest) {
+        self.stats.packets_received += 1;
+        if let Some(c) = self.conns.get_mut(&r.conn_id) {
+            c.received += 1;
+            if !Arc::ptr_eq(&c.auth, &r.auth) {
+                c.auth = r.auth.clone();
+            }
+        }
+        let zxid = self.tree.last_zxid();
+        let Some(s) = self.sessions.get(&r.session_id).filter(|s| s.conn == Some(r.conn_id)) else {
+            self.send(r.conn_id, finalize::reply_frame(r.xid, zxid, jute::proto::err::SESSION_EXPIRED));
+            return;
+        };
+        let (timeout, local) = (s.timeout_ms as u64, s.local);
+        let now = self.now_ms();
+        self.tracker.touch(r.session_id, timeout, now);
+        match r.prepped {
+            prep::Prepped::Write(WriteOp::CloseSession) => {
+                if local {
+                    self.sessions.remove(&r.session_id);
+                    self.tracker.remove(r.session_id);
+                }
+                self.send(r.conn_id, finalize::reply_frame(r.xid, zxid, 0));
+                self.close_after_flush(r.conn_id);
+            }
+            prep::Prepped::Write(_) | prep::Prepped::Read(Read::Sync { .. }) => {
+                self.send(r.conn_id, finalize::reply_frame(r.xid, zxid, jute::proto::err::NOT_READ_ONLY));
+            }
+            prep::Prepped::Read(read) => self.run_read(PendingRead {
+                conn_id: r.conn_id,
+                session_id: r.session_id,
+                xid: r.xid,
+                opcode: r.opcode,
+                auth: r.auth,
+                read,
+                permit: r.permit,
+                received: r.received,
+            }),
+        }
+    }
+
     fn on_disconnect(&mut self, conn_id: ConnId) {
         self.watches.remove_connection(conn_id);
         self.propose.connection_closed(conn_id);
@@ -930,6 +1039,19 @@ impl Core {
     }
 
     fn expire_sessions(&mut self) {
+        if !self.role.serving && self.role.read_only {
+            // Read-only: this server's own sessions expire here.
+            let now = self.now_ms();
+            for sid in self.tracker.expired(now) {
+                if let Some(conn) = self.sessions.get(&sid).filter(|s| s.local).map(|s| s.conn) {
+                    self.sessions.remove(&sid);
+                    if let Some(c) = conn {
+                        self.close_after_flush(c);
+                    }
+                }
+            }
+            return;
+        }
         if !self.decides_expiry() {
             // A follower: the leader decides, from what we report.
             let touched: Vec<(i64, i32)> =

@@ -24,8 +24,15 @@ pub fn derive(m: &RaftMetrics<u64, PeerNode>, my_id: u64, lease: Duration) -> Ro
     let membership = m.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     let learners: Vec<u64> = membership.learner_ids().collect();
-    let none =
-        RoleInfo { role: Role::Looking, leader: None, serving: false, followers: 0, synced_followers: 0, observers: 0 };
+    let none = RoleInfo {
+        role: Role::Looking,
+        leader: None,
+        serving: false,
+        read_only: false,
+        followers: 0,
+        synced_followers: 0,
+        observers: 0,
+    };
     match m.state {
         ServerState::Leader => {
             let serving = m.millis_since_quorum_ack.is_some_and(|ms| ms <= lease.as_millis() as u64);
@@ -47,6 +54,7 @@ pub fn derive(m: &RaftMetrics<u64, PeerNode>, my_id: u64, lease: Duration) -> Ro
                 role: Role::Leader,
                 leader: Some(my_id),
                 serving,
+                read_only: false,
                 followers: voters.len().saturating_sub(1),
                 synced_followers: synced,
                 observers: learners.len(),
@@ -63,9 +71,19 @@ pub fn derive(m: &RaftMetrics<u64, PeerNode>, my_id: u64, lease: Duration) -> Ro
 }
 
 /// Follows openraft's metrics and tells the core when the role changes.
-pub async fn watch(raft: Raft, ensemble: Ensemble, timing: Timing, core: mpsc::Sender<CoreMsg>) {
+/// With `read_only_after`, a server that has not been serving for that long
+/// turns read-only (ZooKeeper waits `max(2000, tickTime)` ms before it
+/// starts its read-only server).
+pub async fn watch(
+    raft: Raft,
+    ensemble: Ensemble,
+    timing: Timing,
+    read_only_after: Option<Duration>,
+    core: mpsc::Sender<CoreMsg>,
+) {
     let mut rx = raft.metrics();
     let mut last: Option<RoleInfo> = None;
+    let mut not_serving_since: Option<std::time::Instant> = Some(std::time::Instant::now());
     // Re-derived at least every heartbeat, as the lease runs out with time.
     let mut tick = tokio::time::interval(Duration::from_millis(timing.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -76,7 +94,13 @@ pub async fn watch(raft: Raft, ensemble: Ensemble, timing: Timing, core: mpsc::S
             }
             fatal(e);
         }
-        let info = derive(&rx.borrow_and_update(), ensemble.my_id, timing.leader_lease());
+        let mut info = derive(&rx.borrow_and_update(), ensemble.my_id, timing.leader_lease());
+        if info.serving {
+            not_serving_since = None;
+        } else {
+            let since = *not_serving_since.get_or_insert_with(std::time::Instant::now);
+            info.read_only = read_only_after.is_some_and(|grace| since.elapsed() >= grace);
+        }
         if last.as_ref() != Some(&info) {
             if info.role == Role::Leader && last.as_ref().is_none_or(|l| l.role != Role::Leader) {
                 tokio::spawn(add_observers(raft.clone(), ensemble.clone()));

@@ -102,6 +102,7 @@ async fn serve_inner(
     let request = ConnectRequest::read_from(&mut r).map_err(|_| ConnError::BadConnect)?;
     // Clients since 3.3 send a readOnly byte; answer in the shape we got.
     let read_only_byte = r.remaining() >= 1;
+    let read_only_allowed = read_only_byte && bool::read_from(&mut r).unwrap_or(false);
 
     let (out_tx, out_rx) = mpsc::channel(shared.cfg.max_queued_per_connection);
     let kill = CancellationToken::new();
@@ -109,7 +110,7 @@ async fn serve_inner(
     let handle = ConnHandle { id: conn_id, addr, out: out_tx, kill: kill.clone() };
     let (done_tx, done_rx) = oneshot::channel();
     let core = &shared.core;
-    core.send(CoreMsg::Connect { conn: handle, request, read_only_byte, done: done_tx })
+    core.send(CoreMsg::Connect { conn: handle, request, read_only_byte, read_only_allowed, done: done_tx })
         .await
         .map_err(|_| ConnError::CoreGone)?;
     let session_id = match done_rx.await {
@@ -221,7 +222,9 @@ fn authenticate(p: &AuthPacket, addr: &SocketAddr, super_digest: Option<&str>) -
 }
 
 async fn answer_four_letter(cmd: &'static str, mut wr: OwnedWriteHalf, shared: &Arc<Shared>) -> Result<(), ConnError> {
-    let text = if shared.cfg.four_letter_whitelist.allows(cmd) {
+    // With read-only mode on, ZooKeeper always allows isro (clients probe it).
+    let allowed = shared.cfg.four_letter_whitelist.allows(cmd) || (cmd == "isro" && shared.cfg.read_only_mode);
+    let text = if allowed {
         let (tx, rx) = oneshot::channel();
         shared
             .core
