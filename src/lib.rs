@@ -235,12 +235,20 @@ async fn start_quorum(cfg: ServerConfig) -> Result<Server, StartError> {
         pipeline::RoleInfo { role: pipeline::Role::Looking, serving: false, ..pipeline::RoleInfo::standalone() };
     tokio::spawn(core.run(core_rx, commit_rx));
     admin.attach(core_tx.clone());
-    tokio::spawn(network::serve_peers(peer_listener, raft.clone(), core_tx.clone(), max_frame));
+    let removed_at = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let svc = Arc::new(network::PeerService {
+        raft: raft.clone(),
+        core: core_tx.clone(),
+        peers: peers.clone(),
+        removed_at: removed_at.clone(),
+        max_frame,
+    });
+    tokio::spawn(network::serve_peers(peer_listener, svc));
     if pristine && ensemble.voters.contains_key(&ensemble.my_id) {
         tokio::spawn(quorum::bootstrap(raft.clone(), peers.clone(), ensemble.clone()));
     }
     let read_only_after = cfg.read_only_mode.then(|| std::time::Duration::from_millis(cfg.tick_time_ms.max(2000)));
-    tokio::spawn(roles::watch(raft.clone(), ensemble, timing, read_only_after, core_tx.clone()));
+    tokio::spawn(roles::watch(raft.clone(), ensemble, timing, read_only_after, removed_at, core_tx.clone()));
     let shared = Arc::new(Shared {
         cfg,
         core: core_tx.clone(),

@@ -280,7 +280,7 @@ fn init_logging(defines: &[(String, String)]) -> Logging {
         // openraft narrates every vote at info, and reports every failed RPC
         // to an unreachable peer (twice a second while a server is down);
         // the peer links and the core log the state changes once instead.
-        None => ["openraft=warn", "openraft::replication=off", "openraft::engine::handler::replication_handler=off"]
+        None => ["openraft=error", "openraft::replication=off"]
             .iter()
             .filter_map(|d| d.parse().ok())
             .fold(EnvFilter::default().add_directive(level.into()), |f, d| f.add_directive(d)),

@@ -49,6 +49,14 @@ pub fn notification_frame(event_type: i32, path: &str, zxid: i64) -> Vec<u8> {
     })
 }
 
+/// The reply to a `reconfig`: `/zookeeper/config` as it is now.
+pub fn config_reply_frame(xid: i32, zxid: i64, tree: &crate::tree::DataTree) -> Vec<u8> {
+    match tree.get(crate::tree::CONFIG_ZOOKEEPER) {
+        Some(n) => reply(xid, zxid, &GetDataResponse { data: n.data.clone(), stat: tree.stat_of(n) }),
+        None => reply_frame(xid, zxid, err::NO_NODE),
+    }
+}
+
 /// The reply to a `sync`: the header and the path it named.
 pub fn sync_reply_frame(xid: i32, zxid: i64, path: &Option<String>) -> Vec<u8> {
     frame_with(|b| {
@@ -301,6 +309,8 @@ impl Core {
                 reply(xid, zxid, &GetEphemeralsResponse { ephemerals })
             }
             Read::Sync { path } => sync_reply_frame(xid, zxid, &path),
+            // The core hands reconfigs to the quorum layer; none reaches here.
+            Read::Reconfig(_) => err_frame(err::UNIMPLEMENTED),
             Read::SetWatches(w) => {
                 self.set_watches(conn, &w);
                 reply_frame(xid, zxid, 0)

@@ -126,11 +126,18 @@ pub enum CoreMsg {
     ProposalFailed {
         local_ref: u64,
     },
-    /// From the quorum layer: the sync `local_ref` completes once this server
-    /// has applied `zxid` (the leader's commit point when the sync reached it).
+    /// From the quorum layer: the sync (or reconfig) `local_ref` completes
+    /// once this server has applied `zxid` (the leader's commit point when
+    /// the sync reached it; the new configuration's zxid).
     SyncReady {
         local_ref: u64,
         zxid: i64,
+    },
+    /// From the quorum layer: the reconfig `local_ref` failed with this
+    /// ZooKeeper error code (the connection stays).
+    BarrierFailed {
+        local_ref: u64,
+        code: i32,
     },
     /// From the quorum layer: this server's role or serving state changed.
     Role(RoleInfo),
@@ -248,12 +255,15 @@ pub enum Waiter {
         read_only_byte: bool,
         done: oneshot::Sender<ConnectOutcome>,
     },
-    /// A `sync` waiting for this server to reach the leader's commit point.
+    /// A `sync` waiting for this server to reach the leader's commit point,
+    /// or a `reconfig` for its new configuration (`path` None and
+    /// `reconfig` true: answered with `/zookeeper/config`).
     Sync {
         session_id: i64,
         conn_id: ConnId,
         xid: i32,
         path: Option<String>,
+        reconfig: bool,
         permit: Option<OwnedSemaphorePermit>,
         received: Instant,
     },
@@ -529,6 +539,15 @@ impl Core {
                     self.pending_syncs.entry(zxid).or_default().push(local_ref);
                 }
             }
+            CoreMsg::BarrierFailed { local_ref, code } => {
+                if let Some(Waiter::Sync { session_id, conn_id, xid, permit, .. }) = self.waiters.remove(&local_ref) {
+                    self.send(conn_id, finalize::reply_frame(xid, self.tree.last_zxid(), code));
+                    drop(permit);
+                    for r in self.gate.committed(session_id, local_ref) {
+                        self.run_read(r);
+                    }
+                }
+            }
             CoreMsg::Role(info) => self.on_role(info),
             CoreMsg::SessionsTouched(list) => {
                 if self.role.role == Role::Leader {
@@ -580,12 +599,18 @@ impl Core {
     }
 
     fn complete_sync(&mut self, local_ref: u64) {
-        let Some(Waiter::Sync { session_id, conn_id, xid, path, permit, received }) = self.waiters.remove(&local_ref)
+        let Some(Waiter::Sync { session_id, conn_id, xid, path, reconfig, permit, received }) =
+            self.waiters.remove(&local_ref)
         else {
             return;
         };
         self.stats.record_read_latency(received.elapsed().as_millis() as u64);
-        let frame = finalize::sync_reply_frame(xid, self.tree.last_zxid(), &path);
+        let zxid = self.tree.last_zxid();
+        let frame = if reconfig {
+            finalize::config_reply_frame(xid, zxid, &self.tree)
+        } else {
+            finalize::sync_reply_frame(xid, zxid, &path)
+        };
         self.send(conn_id, frame);
         drop(permit);
         for r in self.gate.committed(session_id, local_ref) {
@@ -916,6 +941,7 @@ impl Core {
                     conn_id: r.conn_id,
                     xid: r.xid,
                     path,
+                    reconfig: false,
                     permit: r.permit,
                     received: r.received,
                 };
@@ -927,6 +953,32 @@ impl Core {
                         tracing::warn!(error = %e, "sync refused");
                         self.on_proposal_failed(local_ref);
                     }
+                }
+            }
+            prep::Prepped::Read(Read::Reconfig(req)) => {
+                let local_ref = self.alloc_ref();
+                self.gate.write(r.session_id, local_ref);
+                let waiter = Waiter::Sync {
+                    session_id: r.session_id,
+                    conn_id: r.conn_id,
+                    xid: r.xid,
+                    path: None,
+                    reconfig: true,
+                    permit: r.permit,
+                    received: r.received,
+                };
+                self.waiters.insert(local_ref, waiter);
+                let spec = crate::quorum::reconfig::ReconfigSpec {
+                    joining: req.joining_servers,
+                    leaving: req.leaving_servers,
+                    new_members: req.new_members,
+                    cur_config_id: req.cur_config_id,
+                    auth: r.auth.iter().map(|id| (id.scheme.clone(), id.id.clone())).collect(),
+                    standalone_enabled: self.cfg.standalone_enabled,
+                };
+                if let Err(e) = self.propose.reconfig(local_ref, spec) {
+                    tracing::warn!(error = %e, "reconfig refused");
+                    self.on_proposal_failed(local_ref);
                 }
             }
             prep::Prepped::Read(read) => {
@@ -976,7 +1028,7 @@ impl Core {
                 self.send(r.conn_id, finalize::reply_frame(r.xid, zxid, 0));
                 self.close_after_flush(r.conn_id);
             }
-            prep::Prepped::Write(_) | prep::Prepped::Read(Read::Sync { .. }) => {
+            prep::Prepped::Write(_) | prep::Prepped::Read(Read::Sync { .. } | Read::Reconfig(_)) => {
                 self.send(r.conn_id, finalize::reply_frame(r.xid, zxid, jute::proto::err::NOT_READ_ONLY));
             }
             prep::Prepped::Read(read) => self.run_read(PendingRead {

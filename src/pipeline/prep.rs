@@ -45,6 +45,8 @@ pub enum Read {
     Sync {
         path: Option<String>,
     },
+    /// A reconfiguration of the ensemble (run by the leader).
+    Reconfig(ReconfigRequest),
     Ping,
     SetWatches(SetWatches2),
     AddWatch {
@@ -89,6 +91,8 @@ pub enum Prepped {
 #[derive(Debug, Clone, Copy)]
 pub struct PrepConfig {
     pub reconfig_enabled: bool,
+    /// An ensemble member (a standalone server cannot reconfigure).
+    pub replicated: bool,
 }
 
 /// Opcodes ZooKeeper handles as writes: an undecodable one still becomes a
@@ -276,12 +280,15 @@ fn decode(opcode: i32, body: &[u8], cfg: PrepConfig) -> Result<Prepped, DecodeEr
         op::WHO_AM_I => read(Read::WhoAmI),
         op::MULTI_READ => decode_multi_read(r),
         op::RECONFIG => {
-            ReconfigRequest::read_from(r)?;
-            // A standalone ZooKeeper answers RECONFIGDISABLED unless
-            // reconfigEnabled, and cannot reconfigure a single server. Either
+            let req = ReconfigRequest::read_from(r)?;
+            // ZooKeeper answers RECONFIGDISABLED unless reconfigEnabled, and
+            // a standalone one cannot reconfigure a single server. Either
             // way the request went through as a failed transaction.
-            let code = if cfg.reconfig_enabled { err::UNIMPLEMENTED } else { err::RECONFIG_DISABLED };
-            Ok(Prepped::Write(WriteOp::Error { code }))
+            match (cfg.reconfig_enabled, cfg.replicated) {
+                (false, _) => Ok(Prepped::Write(WriteOp::Error { code: err::RECONFIG_DISABLED })),
+                (true, false) => Ok(Prepped::Write(WriteOp::Error { code: err::UNIMPLEMENTED })),
+                (true, true) => read(Read::Reconfig(req)),
+            }
         }
         // A session is created by the handshake; a createSession on an open
         // session has no ConnectRequest body to read.
@@ -387,7 +394,7 @@ fn decode_multi_read(r: &mut Reader<'_>) -> Result<Prepped, DecodeError> {
 mod tests {
     use super::*;
 
-    const CFG: PrepConfig = PrepConfig { reconfig_enabled: false };
+    const CFG: PrepConfig = PrepConfig { reconfig_enabled: false, replicated: false };
 
     #[test]
     fn unknown_is_unimplemented_and_top_level_check_is_a_write() {

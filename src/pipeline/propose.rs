@@ -85,6 +85,13 @@ pub trait Propose: Send {
     fn sessions_active(&mut self, _sessions: Vec<(i64, i32)>) {}
     /// A connection is gone: the proposer may forget what it kept about it.
     fn connection_closed(&mut self, _conn_id: u64) {}
+    /// Starts a reconfiguration for `local_ref`, answered later by
+    /// `CoreMsg::SyncReady` (the zxid of the new configuration) or
+    /// `CoreMsg::BarrierFailed` (a ZooKeeper error code). Only an ensemble
+    /// can; prep refuses it elsewhere.
+    fn reconfig(&mut self, _local_ref: u64, _spec: crate::quorum::reconfig::ReconfigSpec) -> Result<(), ProposeError> {
+        Err(ProposeError::Closed)
+    }
 }
 
 /// Standalone, in memory: zxids count up from the last applied one, and a

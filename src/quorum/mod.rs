@@ -42,6 +42,7 @@
 pub mod log_store;
 pub mod network;
 pub mod proposer;
+pub mod reconfig;
 pub mod roles;
 pub mod state_machine;
 

@@ -79,6 +79,13 @@ pub enum PeerReq {
     /// Whether the peer belongs to an ensemble already (a pristine server
     /// asks before it helps found a new one).
     Status,
+    /// A reconfiguration for the leader to run.
+    Reconfig(super::reconfig::ReconfigSpec),
+    /// From the leader: the configuration of this zxid no longer lists the
+    /// receiver (which would otherwise never hear of it); no answer.
+    Removed {
+        at: i64,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -92,6 +99,8 @@ pub enum PeerResp {
     Status {
         initialized: bool,
     },
+    /// The new configuration's zxid, or a ZooKeeper error code.
+    Reconfig(Result<i64, i32>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -346,8 +355,18 @@ async fn run_link(
     }
 }
 
+/// What serving peers' requests needs.
+pub struct PeerService {
+    pub raft: Raft,
+    pub core: mpsc::Sender<CoreMsg>,
+    pub peers: Arc<Peers>,
+    /// The zxid of a configuration that removed this server (0: none).
+    pub removed_at: Arc<AtomicU64>,
+    pub max_frame: usize,
+}
+
 /// Accepts peers' connections and serves their requests.
-pub async fn serve_peers(listener: TcpListener, raft: Raft, core: mpsc::Sender<CoreMsg>, max_frame: usize) {
+pub async fn serve_peers(listener: TcpListener, svc: Arc<PeerService>) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -358,22 +377,18 @@ pub async fn serve_peers(listener: TcpListener, raft: Raft, core: mpsc::Sender<C
             }
         };
         let _ = stream.set_nodelay(true);
-        let (raft, core) = (raft.clone(), core.clone());
+        let svc = svc.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_peer(stream, raft, core, max_frame).await {
+            if let Err(e) = serve_peer(stream, svc).await {
                 tracing::debug!(peer = %addr, error = %e, "peer connection closed");
             }
         });
     }
 }
 
-async fn serve_peer(
-    stream: TcpStream,
-    raft: Raft,
-    core: mpsc::Sender<CoreMsg>,
-    max_frame: usize,
-) -> std::io::Result<()> {
-    let (mut sink, mut frames) = Framed::new(stream, codec(max_frame)).split();
+async fn serve_peer(stream: TcpStream, svc: Arc<PeerService>) -> std::io::Result<()> {
+    let (raft, core) = (&svc.raft, &svc.core);
+    let (mut sink, mut frames) = Framed::new(stream, codec(svc.max_frame)).split();
     let (out_tx, mut out_rx) = mpsc::channel::<Frame>(4096);
     let writer = tokio::spawn(async move {
         while let Some(f) = out_rx.recv().await {
@@ -457,6 +472,20 @@ async fn serve_peer(
             }
             PeerReq::Touch(list) => {
                 let _ = core.try_send(CoreMsg::SessionsTouched(list));
+            }
+            PeerReq::Reconfig(spec) => {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let r = super::reconfig::run(&svc.raft, &svc.core, &svc.peers, spec).await;
+                    respond(PeerResp::Reconfig(r)).await
+                });
+            }
+            PeerReq::Removed { at } => {
+                tracing::warn!(
+                    config = format_args!("{at:x}"),
+                    "this server was removed from the ensemble's configuration: no longer serving"
+                );
+                svc.removed_at.fetch_max(at.max(1) as u64, Ordering::AcqRel);
             }
             PeerReq::Status => {
                 let raft = raft.clone();

@@ -34,10 +34,13 @@ use tokio::sync::mpsc;
 
 /// How long a follower waits for the leader's read index for a sync.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a follower waits for the leader to run a reconfiguration.
+const RECONFIG_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Msg {
     Propose(Proposal),
     Sync(u64),
+    Reconfig(u64, super::reconfig::ReconfigSpec),
     Active(Vec<(i64, i32)>),
     ConnClosed(u64),
 }
@@ -84,6 +87,13 @@ impl Propose for QuorumPropose {
     fn connection_closed(&mut self, conn_id: u64) {
         let _ = self.queue(Msg::ConnClosed(conn_id));
     }
+
+    fn reconfig(&mut self, local_ref: u64, spec: super::reconfig::ReconfigSpec) -> Result<(), ProposeError> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.queue(Msg::Reconfig(local_ref, spec)).inspect_err(|_| {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        })
+    }
 }
 
 /// Where a connection's in-flight proposals went: (leader, link epoch).
@@ -100,8 +110,20 @@ struct Track {
 }
 
 enum Done {
-    Write { conn_id: u64, local_ref: u64, ok: bool },
-    Sync { local_ref: u64, index: Option<u64> },
+    Write {
+        conn_id: u64,
+        local_ref: u64,
+        ok: bool,
+    },
+    Sync {
+        local_ref: u64,
+        index: Option<u64>,
+    },
+    /// None: the request was lost; Some(Err): refused with that code.
+    Reconfig {
+        local_ref: u64,
+        result: Option<Result<i64, i32>>,
+    },
 }
 
 type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -161,6 +183,7 @@ impl Proposer {
         match m {
             Msg::Propose(p) => self.propose(p).await,
             Msg::Sync(local_ref) => self.sync(local_ref),
+            Msg::Reconfig(local_ref, spec) => self.reconfig(local_ref, spec),
             Msg::Active(list) => match self.leader() {
                 Some(l) if l != self.my_id => self.peers.link(l).notify(PeerReq::Touch(list)),
                 Some(_) => {
@@ -247,6 +270,30 @@ impl Proposer {
         self.pending.push(fut);
     }
 
+    fn reconfig(&mut self, local_ref: u64, spec: super::reconfig::ReconfigSpec) {
+        let fut: Pending = match self.leader() {
+            None => Box::pin(async move { Done::Reconfig { local_ref, result: None } }),
+            Some(l) if l == self.my_id => {
+                let (raft, core, peers) = (self.raft.clone(), self.core.clone(), self.peers.clone());
+                Box::pin(async move {
+                    let result = Some(super::reconfig::run(&raft, &core, &peers, spec).await);
+                    Done::Reconfig { local_ref, result }
+                })
+            }
+            Some(l) => {
+                let link = self.peers.link(l);
+                Box::pin(async move {
+                    let result = match link.call(PeerReq::Reconfig(spec), RECONFIG_TIMEOUT).await {
+                        Ok(PeerResp::Reconfig(r)) => Some(r),
+                        _ => None,
+                    };
+                    Done::Reconfig { local_ref, result }
+                })
+            }
+        };
+        self.pending.push(fut);
+    }
+
     async fn on_done(&mut self, done: Done) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         let msg = match done {
@@ -270,6 +317,9 @@ impl Proposer {
             }
             Done::Sync { local_ref, index: Some(i) } => CoreMsg::SyncReady { local_ref, zxid: i as i64 },
             Done::Sync { local_ref, index: None } => CoreMsg::ProposalFailed { local_ref },
+            Done::Reconfig { local_ref, result: Some(Ok(zxid)) } => CoreMsg::SyncReady { local_ref, zxid },
+            Done::Reconfig { local_ref, result: Some(Err(code)) } => CoreMsg::BarrierFailed { local_ref, code },
+            Done::Reconfig { local_ref, result: None } => CoreMsg::ProposalFailed { local_ref },
         };
         let _ = self.core.send(msg).await;
     }

@@ -13,6 +13,8 @@
 use super::{Ensemble, PeerNode, Raft, Timing};
 use crate::pipeline::{CoreMsg, Role, RoleInfo};
 use openraft::{RaftMetrics, ServerState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -79,6 +81,7 @@ pub async fn watch(
     ensemble: Ensemble,
     timing: Timing,
     read_only_after: Option<Duration>,
+    removed_at: Arc<AtomicU64>,
     core: mpsc::Sender<CoreMsg>,
 ) {
     let mut rx = raft.metrics();
@@ -95,6 +98,12 @@ pub async fn watch(
             fatal(e);
         }
         let mut info = derive(&rx.borrow_and_update(), ensemble.my_id, timing.leader_lease());
+        let removed = removed_at.load(Ordering::Acquire);
+        let config_index = rx.borrow().membership_config.log_id().map_or(0, |l| l.index);
+        if removed > 0 && config_index < removed {
+            // Removed by a reconfiguration we never received: not a member.
+            info = RoleInfo { role: Role::Looking, leader: None, serving: false, ..info };
+        }
         if info.serving {
             not_serving_since = None;
         } else {

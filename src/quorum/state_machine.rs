@@ -270,9 +270,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     CommitMsg::Txn(Committed { zxid, proposal })
                 }
                 EntryPayload::Membership(m) => {
-                    let config = config_text(&m, zxid);
+                    // ZooKeeper has no joint configurations: the config node
+                    // shows the uniform ones only.
+                    let config = (m.get_joint_config().len() <= 1).then(|| config_text(&m, zxid));
                     self.membership = StoredMembership::new(Some(e.log_id), m);
-                    CommitMsg::Noop { zxid, config: Some(config) }
+                    CommitMsg::Noop { zxid, config }
                 }
             };
             self.last_applied = Some(e.log_id);

@@ -139,7 +139,8 @@ async fn read_loop(
 ) -> Result<(), ConnError> {
     let outstanding = Arc::new(Semaphore::new(shared.cfg.max_outstanding_per_connection));
     let mut auth: Arc<Vec<Id>> = Arc::new(vec![Id::new("ip", &addr.ip().to_string())]);
-    let prep_cfg = PrepConfig { reconfig_enabled: shared.cfg.reconfig_enabled };
+    let prep_cfg =
+        PrepConfig { reconfig_enabled: shared.cfg.reconfig_enabled, replicated: shared.cfg.is_distributed() };
     loop {
         let frame = tokio::select! {
             f = frames.next() => f,

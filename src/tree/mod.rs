@@ -528,9 +528,10 @@ impl DataTree {
 
     /// A committed entry that is not a client write (in a quorum: a new
     /// leader's blank entry, a membership change): the zxid advances, and a
-    /// membership change rewrites `/zookeeper/config` as a setData would
-    /// (version and mzxid; its mtime stays, as no time is replicated with
-    /// it). Returns the watch triggers. Deterministic.
+    /// membership change rewrites `/zookeeper/config` as ZooKeeper does
+    /// (`initConfigInZKDatabase`: data, version -1, mzxid; its mtime stays,
+    /// as no time is replicated with a membership change). Returns the watch
+    /// triggers. Deterministic.
     pub fn advance(&mut self, zxid: i64, config: Option<Vec<u8>>) -> Vec<Trigger> {
         let mut triggers = Vec::new();
         if let Some(data) = config {
@@ -538,7 +539,7 @@ impl DataTree {
                 let old_len = node.data.as_ref().map_or(0, |d| d.len()) as u64;
                 let new_len = data.len() as u64;
                 node.data = Some(data);
-                node.stat.version += 1;
+                node.stat.version = -1;
                 node.stat.mzxid = zxid;
                 let acl = node.acl.clone();
                 self.data_bytes = self.data_bytes - old_len + new_len;
