@@ -156,14 +156,12 @@ pub async fn start(cfg: ServerConfig) -> Result<Server, StartError> {
     Ok(Server { local_addr, task, core: core_tx, admin, raft: None })
 }
 
-/// Starts an ensemble member: recovers its Raft snapshot and log, starts
-/// the core, the Raft node, the peer port, and the client port.
+/// Starts an ensemble member over TCP: the client port, the AdminServer,
+/// the member itself ([`quorum::node`]) and the peer port.
 async fn start_quorum(cfg: ServerConfig) -> Result<Server, StartError> {
-    use quorum::{log_store::LogStore, network, proposer, roles, state_machine, Ensemble, Timing};
+    use quorum::{log_store::LogBackend, network, node};
     let cfg = Arc::new(cfg);
-    let ensemble = Ensemble::from_config(&cfg);
-    let timing = Timing::from_config(&cfg);
-    let raft_config = quorum::raft_config(&cfg, timing).map_err(StartError::Quorum)?;
+    let ensemble = quorum::Ensemble::from_config(&cfg);
     let addr = SocketAddr::new(cfg.client_port_address, cfg.client_port);
     let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
@@ -176,85 +174,25 @@ async fn start_quorum(cfg: ServerConfig) -> Result<Server, StartError> {
         .await
         .map_err(|source| StartError::BindQuorum { addr: quorum_addr.clone(), source })?;
     let admin = admin::start(&cfg).await?;
-    let recovery_started = std::time::Instant::now();
-
-    let raft_dir = cfg.data_dir.join("raft");
-    let raft_log_dir = cfg.data_log_dir.join("raft");
-    std::fs::create_dir_all(&raft_dir)?;
-    if snapshot::recovery::has_own_files(&cfg) || snapshot::recovery::has_zookeeper_files(&cfg.data_dir) {
-        tracing::warn!(
-            data_dir = %cfg.data_dir.display(),
-            "dataDir holds standalone or Apache ZooKeeper data; an ensemble member keeps its own state under raft/ \
-             and does not use it (seeding an ensemble from existing data is not supported yet)"
-        );
-    }
-    let tcfg = snapshot::recovery::tree_config(&cfg);
-    let store = Arc::new(state_machine::SnapshotStore::new(raft_dir.clone(), cfg.snap_retain_count, tcfg));
-    let rcfg = store.clone();
-    let loaded = tokio::task::spawn_blocking(move || rcfg.load_newest())
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let (tree, sessions, meta) = match loaded {
-        Some((meta, s)) => {
-            let tree = tree::DataTree::restore(tcfg, s.zxid, s.nodes)
-                .map_err(|e| StartError::Quorum(format!("{}: {e}", s.path.display())))?;
-            (tree, s.sessions, Some(meta))
-        }
-        None => (tree::DataTree::new(tcfg), Vec::new(), None),
+    let io = node::NodeIo {
+        log: LogBackend::Disk {
+            log_dir: cfg.data_log_dir.join("raft"),
+            meta_dir: cfg.data_dir.join("raft"),
+            prealloc_bytes: cfg.prealloc_bytes,
+        },
+        connector: Arc::new(network::TcpConnector),
+        inline_io: false,
     };
-    let (lcfg_log, lcfg_meta, prealloc) = (raft_log_dir.clone(), raft_dir.clone(), cfg.prealloc_bytes);
-    let log_store = tokio::task::spawn_blocking(move || LogStore::open(&lcfg_log, &lcfg_meta, prealloc))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
-    let pristine = log_store.is_pristine() && meta.is_none();
-    admin.recovered(recovery_started.elapsed(), 0);
-    tracing::info!(
-        myid = ensemble.my_id,
-        zxid = format_args!("0x{:x}", tree.last_zxid()),
-        sessions = sessions.len(),
-        znodes = tree.node_count(),
-        pristine,
-        voters = ?ensemble.voter_ids(),
-        observers = ?ensemble.observers.keys().collect::<Vec<_>>(),
-        "recovered; joining the ensemble"
-    );
-
-    let boot = ((pipeline::wall_clock_ms() as u64) << 16) ^ u64::from(std::process::id());
-    let (commit_tx, commit_rx) = mpsc::channel(pipeline::COMMIT_CHANNEL);
-    let (core_tx, core_rx) = mpsc::channel(cfg.global_outstanding_limit);
-    let sm = state_machine::StateMachine::new(ensemble.my_id, boot, commit_tx, store, meta.as_ref());
-    let max_frame = network::max_frame(cfg.jute_max_buffer);
-    let peers = network::Peers::new(ensemble.my_id, ensemble.quorum_addr.clone(), max_frame);
-    let net = network::NetworkFactory { peers: peers.clone() };
-    let raft = quorum::Raft::new(ensemble.my_id, raft_config, net, log_store, sm)
-        .await
-        .map_err(|e| StartError::Quorum(format!("cannot start Raft: {e}")))?;
-    let propose = proposer::start(raft.clone(), peers.clone(), boot, core_tx.clone(), cfg.global_outstanding_limit * 2);
-    let mut core = Core::new(cfg.clone(), tree, sessions, Box::new(propose), None);
-    core.role =
-        pipeline::RoleInfo { role: pipeline::Role::Looking, serving: false, ..pipeline::RoleInfo::standalone() };
-    tokio::spawn(core.run(core_rx, commit_rx));
-    admin.attach(core_tx.clone());
-    let removed_at = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let svc = Arc::new(network::PeerService {
-        raft: raft.clone(),
-        core: core_tx.clone(),
-        peers: peers.clone(),
-        removed_at: removed_at.clone(),
-        max_frame,
-    });
-    tokio::spawn(network::serve_peers(peer_listener, svc));
-    if pristine && ensemble.voters.contains_key(&ensemble.my_id) {
-        tokio::spawn(quorum::bootstrap(raft.clone(), peers.clone(), ensemble.clone()));
-    }
-    let read_only_after = cfg.read_only_mode.then(|| std::time::Duration::from_millis(cfg.tick_time_ms.max(2000)));
-    tokio::spawn(roles::watch(raft.clone(), ensemble, timing, read_only_after, removed_at, core_tx.clone()));
+    let n = node::start(cfg.clone(), io).await?;
+    admin.recovered(n.recovery, 0);
+    admin.attach(n.core.clone());
+    tokio::spawn(network::serve_peers(peer_listener, n.service.clone()));
     let shared = Arc::new(Shared {
         cfg,
-        core: core_tx.clone(),
+        core: n.core.clone(),
         conn_counts: net::ConnectionCounts::default(),
         next_conn_id: AtomicU64::new(1),
     });
     let task = tokio::spawn(net::accept_loop(listener, shared));
-    Ok(Server { local_addr, task, core: core_tx, admin, raft: Some(raft) })
+    Ok(Server { local_addr, task, core: n.core, admin, raft: Some(n.raft) })
 }

@@ -27,6 +27,9 @@
 #   KAZOO_UPSTREAM_STRICT=1    exit with pytest's status (default: 0 once results were written)
 #   KAZOO_UPSTREAM_FORCE=1     run the suite even if preflight.py could not reach the server
 #   KAZOO_UPSTREAM_KEEP=1      keep the servers' working dirs ($KAZOO_UPSTREAM_OUT/tmp)
+#   KAZOO_UPSTREAM_CLUSTER_SIZE  servers in the harness's cluster (default 1: standalone;
+#                              3 is kazoo's own default, an ensemble); results then go to
+#                              results-<target>-<size>.txt
 # Exit status: 0 results written, 2 setup problem, 3 server failed the preflight.
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -100,16 +103,19 @@ else
     export ZOOKEEPER_VERSION="${ZOOKEEPER_VERSION:-3.9.0}"
     export ZOOKEEPER_PORT_OFFSET="${ZOOKEEPER_PORT_OFFSET:-24200}"
 fi
-export ZOOKEEPER_CLUSTER_SIZE=1
+SIZE="${KAZOO_UPSTREAM_CLUSTER_SIZE:-1}"
+export ZOOKEEPER_CLUSTER_SIZE="$SIZE"
+SUFFIX=""
+[ "$SIZE" != 1 ] && SUFFIX="-$SIZE"
 unset ZOOKEEPER_PATH ZOOKEEPER_JAAS_AUTH ZOOKEEPER_LOCAL_SESSION_RO ZOOKEEPER_OBSERVER_START_ID
 if [ "${KAZOO_UPSTREAM_CI:-0}" = 1 ]; then export CI=true; else unset CI; fi
 
-# the single server's ports must be free (client, election, leader, admin, secure)
-if ! "$PY" - "$ZOOKEEPER_PORT_OFFSET" <<'PYEOF'
+# the servers' ports must be free (each: client, election, leader, admin, secure; 10 apart)
+if ! "$PY" - "$ZOOKEEPER_PORT_OFFSET" "$SIZE" <<'PYEOF'
 import socket, sys
-base = int(sys.argv[1])
+base, size = int(sys.argv[1]), int(sys.argv[2])
 busy = []
-for p in range(base, base + 5):
+for p in [base + 10 * i + k for i in range(size) for k in range(5)]:
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
     try:
@@ -133,7 +139,7 @@ export PYTHONDONTWRITEBYTECODE=1
 
 TOTAL="${KAZOO_UPSTREAM_TOTAL:-900}"
 PER_TEST="${KAZOO_UPSTREAM_PER_TEST:-120}"
-echo "kazoo-upstream: kazoo $KAZOO_VERSION tests in $KAZOO_DIR/tests against $TARGET"
+echo "kazoo-upstream: kazoo $KAZOO_VERSION tests in $KAZOO_DIR/tests against $TARGET ($SIZE server(s))"
 echo "  ports $ZOOKEEPER_PORT_OFFSET..$((ZOOKEEPER_PORT_OFFSET + 4)), per-test timeout ${PER_TEST}s, whole run ${TOTAL}s"
 echo "  pytest log: $OUT/pytest.log"
 
@@ -173,7 +179,7 @@ if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "kazoo-upstream: whole run hit the ${TOTAL}s limit (status $rc); results are partial"
 fi
 grep -E '^=+ .* in [0-9.]+s' "$OUT/pytest.log" | tail -n 1
-"$PY" "$HERE/summarize.py" "$TARGET" "$OUT/junit.xml" "$OUT/pytest.log" "$HERE/results-$TARGET.txt"
+"$PY" "$HERE/summarize.py" "$TARGET" "$OUT/junit.xml" "$OUT/pytest.log" "$HERE/results-$TARGET$SUFFIX.txt"
 srv=$?
 if [ "${KAZOO_UPSTREAM_KEEP:-0}" != 1 ]; then
     rm -rf "$OUT/tmp"   # servers' data dirs; set KAZOO_UPSTREAM_KEEP=1 to keep them

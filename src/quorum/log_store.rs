@@ -22,6 +22,9 @@
 //! Every entry not yet purged is also kept in memory (openraft purges what a
 //! snapshot covers, keeping `max_in_snapshot_log_to_keep`), so replication
 //! reads never touch the disk.
+//!
+//! The quorum simulation runs the same store over [`MemDisk`] instead: memory
+//! that outlives a simulated crash, where every write is durable at once.
 
 use super::{Entry, LogId, StorageError, TypeConfig};
 use crate::txnlog::{sync_dir, LogConfig, LogError, TxnLog};
@@ -117,6 +120,27 @@ struct Cache {
     vote: Option<Vote<u64>>,
 }
 
+/// Where the Raft log and the vote live.
+pub enum LogBackend {
+    /// The txnlog in `log_dir` and the state file in `meta_dir`, written by
+    /// one I/O thread (group commit).
+    Disk { log_dir: PathBuf, meta_dir: PathBuf, prealloc_bytes: u64 },
+    /// The simulation's disk.
+    Memory(Arc<Mutex<MemDisk>>),
+}
+
+/// A simulated disk: what a node has made durable.
+#[derive(Default)]
+pub struct MemDisk {
+    pub entries: BTreeMap<u64, Entry>,
+    pub meta: RaftMeta,
+}
+
+enum Io {
+    Thread(std::sync::mpsc::SyncSender<IoMsg>),
+    Memory(Arc<Mutex<MemDisk>>),
+}
+
 enum IoMsg {
     Append { records: Vec<(i64, Vec<u8>)>, done: LogFlushed<TypeConfig> },
     Truncate { from: u64, done: oneshot::Sender<Result<(), String>> },
@@ -127,7 +151,7 @@ enum IoMsg {
 /// openraft's log storage.
 pub struct LogStore {
     cache: Arc<Mutex<Cache>>,
-    io: std::sync::mpsc::SyncSender<IoMsg>,
+    io: Io,
 }
 
 /// A reader over the same entries (one per replication task).
@@ -141,9 +165,25 @@ pub(super) fn storage_err(subject: ErrorSubject<u64>, verb: ErrorVerb, msg: impl
 }
 
 impl LogStore {
-    /// Opens (recovering) the log in `log_dir` and the vote in `meta_dir`,
-    /// and starts the I/O thread.
-    pub fn open(log_dir: &Path, meta_dir: &Path, prealloc_bytes: u64) -> Result<LogStore, LogError> {
+    /// Opens (recovering) the log and the vote; on disk, starts the I/O thread.
+    pub fn open(backend: LogBackend) -> Result<LogStore, LogError> {
+        match backend {
+            LogBackend::Disk { log_dir, meta_dir, prealloc_bytes } => {
+                Self::open_disk(&log_dir, &meta_dir, prealloc_bytes)
+            }
+            LogBackend::Memory(disk) => {
+                let cache = {
+                    let d = disk.lock().unwrap_or_else(|e| e.into_inner());
+                    let after = d.meta.purged.map_or(0, |p| p.index + 1);
+                    let entries = d.entries.range(after..).map(|(k, e)| (*k, e.clone())).collect();
+                    Cache { entries, purged: d.meta.purged, vote: d.meta.vote }
+                };
+                Ok(LogStore { cache: Arc::new(Mutex::new(cache)), io: Io::Memory(disk) })
+            }
+        }
+    }
+
+    fn open_disk(log_dir: &Path, meta_dir: &Path, prealloc_bytes: u64) -> Result<LogStore, LogError> {
         std::fs::create_dir_all(meta_dir).map_err(|source| LogError::Io { path: meta_dir.into(), source })?;
         let meta = read_meta(meta_dir)?;
         let after = meta.purged.map_or(-1, |p| p.index as i64);
@@ -166,7 +206,7 @@ impl LogStore {
             .name("raft-log".into())
             .spawn(move || io_thread(log, meta, dir, rx))
             .map_err(|source| LogError::Io { path: log_dir.into(), source })?;
-        Ok(LogStore { cache, io: tx })
+        Ok(LogStore { cache, io: Io::Thread(tx) })
     }
 
     /// Whether nothing was ever stored: no vote, no entry, nothing purged.
@@ -175,10 +215,41 @@ impl LogStore {
         c.vote.is_none() && c.entries.is_empty() && c.purged.is_none()
     }
 
+    /// Hands a write to the I/O thread, or (simulated disk) does it now.
     fn submit(&self, msg: IoMsg) -> Result<(), StorageError> {
-        self.io
-            .send(msg)
-            .map_err(|_| storage_err(ErrorSubject::Logs, ErrorVerb::Write, "the Raft log thread has stopped"))
+        match &self.io {
+            Io::Thread(tx) => tx
+                .send(msg)
+                .map_err(|_| storage_err(ErrorSubject::Logs, ErrorVerb::Write, "the Raft log thread has stopped")),
+            Io::Memory(disk) => {
+                let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
+                match msg {
+                    IoMsg::Append { records, done } => {
+                        for (key, payload) in records {
+                            let e = decode_record(key, &payload).map_err(|e| {
+                                storage_err(ErrorSubject::Logs, ErrorVerb::Write, format!("entry {key}: {e}"))
+                            })?;
+                            d.entries.insert(key as u64, e);
+                        }
+                        drop(d);
+                        done.log_io_completed(Ok(()));
+                    }
+                    IoMsg::Truncate { from, done } => {
+                        d.entries.split_off(&from);
+                        let _ = done.send(Ok(()));
+                    }
+                    IoMsg::Purge { upto } => {
+                        d.meta.purged = Some(upto);
+                        d.entries = d.entries.split_off(&(upto.index + 1));
+                    }
+                    IoMsg::Vote { vote, done } => {
+                        d.meta.vote = Some(vote);
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -380,6 +451,10 @@ mod tests {
         LogId::new(CommittedLeaderId::new(term, 1), index)
     }
 
+    fn disk(logs: &Path, meta: &Path) -> LogBackend {
+        LogBackend::Disk { log_dir: logs.to_path_buf(), meta_dir: meta.to_path_buf(), prealloc_bytes: 1 << 20 }
+    }
+
     async fn all(s: &mut LogStore) -> Vec<(u64, u64)> {
         let v = s.try_get_log_entries(..).await.unwrap();
         v.iter().map(|e| (e.log_id.leader_id.term, e.log_id.index)).collect()
@@ -390,7 +465,7 @@ mod tests {
         use openraft::storage::RaftLogStorageExt;
         let d = tempfile::tempdir().unwrap();
         let (logs, meta) = (d.path().join("log"), d.path().join("meta"));
-        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        let mut s = LogStore::open(disk(&logs, &meta)).unwrap();
         assert!(s.is_pristine());
         s.save_vote(&Vote::new(1, 1)).await.unwrap();
         s.blocking_append((0..50).map(|i| entry(1, i))).await.unwrap();
@@ -403,7 +478,7 @@ mod tests {
         let before = all(&mut s).await;
         drop(s);
 
-        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        let mut s = LogStore::open(disk(&logs, &meta)).unwrap();
         assert!(!s.is_pristine());
         assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(2, 2)));
         let st = s.get_log_state().await.unwrap();
@@ -419,14 +494,14 @@ mod tests {
         use openraft::storage::RaftLogStorageExt;
         let d = tempfile::tempdir().unwrap();
         let (logs, meta) = (d.path().join("log"), d.path().join("meta"));
-        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        let mut s = LogStore::open(disk(&logs, &meta)).unwrap();
         s.blocking_append((0..10).map(|i| entry(1, i))).await.unwrap();
         // A follower installed the leader's snapshot at 100, then goes on.
         s.purge(log_id(3, 100)).await.unwrap();
         s.blocking_append((101..105).map(|i| entry(3, i))).await.unwrap();
         s.save_vote(&Vote::new(3, 2)).await.unwrap();
         drop(s);
-        let mut s = LogStore::open(&logs, &meta, 1 << 20).unwrap();
+        let mut s = LogStore::open(disk(&logs, &meta)).unwrap();
         let st = s.get_log_state().await.unwrap();
         assert_eq!(st.last_purged_log_id, Some(log_id(3, 100)));
         assert_eq!(all(&mut s).await, (101..105).map(|i| (3, i)).collect::<Vec<_>>());

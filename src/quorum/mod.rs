@@ -41,6 +41,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod node;
 pub mod proposer;
 pub mod reconfig;
 pub mod roles;

@@ -35,11 +35,15 @@ use openraft::raft::{
 use openraft::RPCTypes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Entries in one AppendEntries, at most (openraft's `max_payload_entries`).
@@ -117,18 +121,56 @@ pub enum LinkError {
     Lost(u64),
 }
 
+/// A byte stream between two servers (TCP here; simulated in the quorum
+/// simulation test).
+pub trait PeerIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PeerIo for T {}
+
+pub type PeerStream = Box<dyn PeerIo>;
+pub type Connecting = Pin<Box<dyn Future<Output = std::io::Result<PeerStream>> + Send>>;
+
+/// How a link dials a peer's `host:port`.
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, addr: String) -> Connecting;
+}
+
+/// Plain TCP, with Nagle off (frames are small and latency matters).
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    fn connect(&self, addr: String) -> Connecting {
+        Box::pin(async move {
+            let s = TcpStream::connect(&addr).await?;
+            let _ = s.set_nodelay(true);
+            Ok(Box::new(s) as PeerStream)
+        })
+    }
+}
+
 /// Every server this one talks to.
 pub struct Peers {
     my_id: u64,
     max_frame: usize,
+    connector: Arc<dyn Connector>,
     /// `host:quorumPort` by id: this configuration's view first.
     addrs: Mutex<BTreeMap<u64, String>>,
     links: Mutex<HashMap<u64, Arc<Link>>>,
 }
 
 impl Peers {
-    pub fn new(my_id: u64, configured: BTreeMap<u64, String>, max_frame: usize) -> Arc<Peers> {
-        Arc::new(Peers { my_id, max_frame, addrs: Mutex::new(configured), links: Mutex::new(HashMap::new()) })
+    pub fn new(
+        my_id: u64,
+        configured: BTreeMap<u64, String>,
+        max_frame: usize,
+        connector: Arc<dyn Connector>,
+    ) -> Arc<Peers> {
+        Arc::new(Peers {
+            my_id,
+            max_frame,
+            connector,
+            addrs: Mutex::new(configured),
+            links: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn my_id(&self) -> u64 {
@@ -261,7 +303,7 @@ async fn link_task(peers: Arc<Peers>, target: u64, mut rx: mpsc::Receiver<Outgoi
                 continue;
             }
         };
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, peers.connector.connect(addr.clone())).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::debug!(peer = target, %addr, error = %e, "cannot reach peer");
@@ -282,7 +324,6 @@ async fn link_task(peers: Arc<Peers>, target: u64, mut rx: mpsc::Receiver<Outgoi
         };
         backoff = Duration::from_millis(20);
         report(true, &"");
-        let _ = stream.set_nodelay(true);
         let my_epoch = epoch.load(Ordering::Acquire);
         let result = run_link(&peers, stream, first, &mut rx, my_epoch).await;
         if let Err(e) = result {
@@ -298,7 +339,7 @@ async fn link_task(peers: Arc<Peers>, target: u64, mut rx: mpsc::Receiver<Outgoi
 
 async fn run_link(
     peers: &Peers,
-    stream: TcpStream,
+    stream: PeerStream,
     first: Outgoing,
     rx: &mut mpsc::Receiver<Outgoing>,
     my_epoch: u64,
@@ -379,14 +420,15 @@ pub async fn serve_peers(listener: TcpListener, svc: Arc<PeerService>) {
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_peer(stream, svc).await {
+            if let Err(e) = serve_peer(Box::new(stream), svc).await {
                 tracing::debug!(peer = %addr, error = %e, "peer connection closed");
             }
         });
     }
 }
 
-async fn serve_peer(stream: TcpStream, svc: Arc<PeerService>) -> std::io::Result<()> {
+/// Serves one peer's connection until it closes (or sends garbage).
+pub async fn serve_peer(stream: PeerStream, svc: Arc<PeerService>) -> std::io::Result<()> {
     let (raft, core) = (&svc.raft, &svc.core);
     let (mut sink, mut frames) = Framed::new(stream, codec(svc.max_frame)).split();
     let (out_tx, mut out_rx) = mpsc::channel::<Frame>(4096);

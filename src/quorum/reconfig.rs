@@ -28,8 +28,9 @@ use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// How long new voters may take to catch up before the change is refused.
 const CATCH_UP: Duration = Duration::from_secs(10);

@@ -86,7 +86,7 @@ pub async fn watch(
 ) {
     let mut rx = raft.metrics();
     let mut last: Option<RoleInfo> = None;
-    let mut not_serving_since: Option<std::time::Instant> = Some(std::time::Instant::now());
+    let mut not_serving_since: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
     // Re-derived at least every heartbeat, as the lease runs out with time.
     let mut tick = tokio::time::interval(Duration::from_millis(timing.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,7 +107,7 @@ pub async fn watch(
         if info.serving {
             not_serving_since = None;
         } else {
-            let since = *not_serving_since.get_or_insert_with(std::time::Instant::now);
+            let since = *not_serving_since.get_or_insert_with(tokio::time::Instant::now);
             info.read_only = read_only_after.is_some_and(|grace| since.elapsed() >= grace);
         }
         if last.as_ref() != Some(&info) {

@@ -44,6 +44,9 @@ pub struct SnapshotStore {
     dir: PathBuf,
     retain: usize,
     tree_config: TreeConfig,
+    /// Do file work on the calling task instead of tokio's blocking pool
+    /// (the simulation, whose clock must not run while a thread works).
+    inline_io: bool,
     /// The newest complete snapshot.
     current: Mutex<Option<Meta>>,
 }
@@ -57,8 +60,17 @@ fn snap_io(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl SnapshotStore {
-    pub fn new(dir: PathBuf, retain: usize, tree_config: TreeConfig) -> Self {
-        SnapshotStore { dir, retain, tree_config, current: Mutex::new(None) }
+    pub fn new(dir: PathBuf, retain: usize, tree_config: TreeConfig, inline_io: bool) -> Self {
+        SnapshotStore { dir, retain, tree_config, inline_io, current: Mutex::new(None) }
+    }
+
+    /// Runs blocking file work (see `inline_io`).
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, StorageError> {
+        if self.inline_io {
+            Ok(f())
+        } else {
+            tokio::task::spawn_blocking(f).await.map_err(snap_io)
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -234,8 +246,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         }
         let (store, meta) = (self.store.clone(), self.meta.clone());
         let started = std::time::Instant::now();
-        let path =
-            tokio::task::spawn_blocking(move || store.write(&meta, &src)).await.map_err(snap_io)?.map_err(snap_io)?;
+        let path = self.store.blocking(move || store.write(&meta, &src)).await?.map_err(snap_io)?;
         let ms = started.elapsed().as_millis() as u64;
         crate::admin::metrics::record_snapshot(ms);
         tracing::info!(snapshot = %path.display(), ms, "snapshot taken");
@@ -323,14 +334,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         drop(f);
         let (store, m) = (self.store.clone(), meta.clone());
         let tree_config = self.store.tree_config;
-        let state = tokio::task::spawn_blocking(move || -> std::io::Result<InstalledState> {
-            let loaded = store.install(&m, &bytes)?;
-            let tree = DataTree::restore(tree_config, loaded.zxid, loaded.nodes).map_err(std::io::Error::other)?;
-            Ok(InstalledState { tree, sessions: loaded.sessions })
-        })
-        .await
-        .map_err(snap_io)?
-        .map_err(snap_io)?;
+        let state = self
+            .store
+            .blocking(move || -> std::io::Result<InstalledState> {
+                let loaded = store.install(&m, &bytes)?;
+                let tree = DataTree::restore(tree_config, loaded.zxid, loaded.nodes).map_err(std::io::Error::other)?;
+                Ok(InstalledState { tree, sessions: loaded.sessions })
+            })
+            .await?
+            .map_err(snap_io)?;
         let _ = tokio::fs::remove_file(&self.incoming).await;
         self.to_core(CommitMsg::Install(Box::new(state))).await?;
         self.last_applied = meta.last_log_id;
