@@ -50,9 +50,13 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 pub const MAX_ENTRIES_PER_APPEND: u64 = 256;
 /// Requests queued on one link, at most.
 const LINK_QUEUE: usize = 8192;
-/// A connection whose oldest unanswered request is older than this is
-/// considered dead (a paused or wedged peer), and redialled.
-pub const STALL: Duration = Duration::from_secs(10);
+/// A connection that has had requests unanswered for this long, and no
+/// answer at all meanwhile, is considered dead (a paused or wedged peer, a
+/// link that silently drops), and redialled. Requests whose caller gave up
+/// still count: openraft's deadlines are shorter than this.
+pub const STALL: Duration = Duration::from_secs(3);
+/// Unanswered requests kept per connection, at most (then it is redialled).
+const MAX_PENDING: usize = 100_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -349,7 +353,8 @@ async fn run_link(
     let mut pending: HashMap<u64, (Instant, oneshot::Sender<PeerResp>)> = HashMap::new();
     let mut next_id: u64 = 1;
     let mut queued = Some(first);
-    let mut check = tokio::time::interval(Duration::from_secs(1));
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    let mut last_answer = Instant::now();
     loop {
         // Write what is ready (in order), then flush once.
         let mut wrote = false;
@@ -376,6 +381,7 @@ async fn run_link(
             f = frames.next() => match f {
                 Some(Ok(bytes)) => match postcard::from_bytes::<Frame>(&bytes) {
                     Ok(Frame::Resp { id, body }) => {
+                        last_answer = Instant::now();
                         if let Some((_, reply)) = pending.remove(&id) {
                             let _ = reply.send(body);
                         }
@@ -387,8 +393,8 @@ async fn run_link(
                 None => return Err(std::io::Error::other("peer closed the connection")),
             },
             _ = check.tick() => {
-                pending.retain(|_, (_, reply)| !reply.is_closed());
-                if pending.values().any(|(at, _)| at.elapsed() > STALL) {
+                let stalled = pending.values().any(|(at, _)| at.elapsed() > STALL) && last_answer.elapsed() > STALL;
+                if stalled || pending.len() > MAX_PENDING {
                     return Err(std::io::Error::other("peer stopped answering"));
                 }
             }
