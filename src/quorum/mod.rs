@@ -17,9 +17,12 @@
 //!   [`crate::pipeline::commit::CommitMsg`]; role changes and failed
 //!   proposals as [`crate::pipeline::CoreMsg`].
 //! - Invariants:
-//!   - zxid = index of the Raft log entry (every entry, blank and membership
-//!     entries included, advances the zxid, so equal zxids mean equal state
-//!     on every replica);
+//!   - a Raft entry carries a batch of transactions; the i-th transaction of
+//!     the entry at index n has zxid `n << 12 | i` ([`zxid_of`]); an entry
+//!     without client writes (a new leader's blank entry, a membership
+//!     change) advances the zxid to `n << 12`. zxids increase with the log,
+//!     have gaps (as ZooKeeper's do at each new epoch), and equal zxids mean
+//!     equal state on every replica;
 //!   - an entry is acknowledged to the leader only once it is fsynced in
 //!     this server's log ([`log_store`]); a client hears of a write only
 //!     after a majority has it and this server applied it;
@@ -54,28 +57,50 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Transactions in one Raft entry, at most.
+pub const MAX_BATCH: usize = 1 << ZXID_SHIFT;
+/// A batch is sent once it holds about this many bytes.
+pub const BATCH_BYTES: usize = 512 << 10;
+const ZXID_SHIFT: u32 = 12;
+
+/// The zxid of the `i`-th transaction of the entry at log `index`.
+pub fn zxid_of(index: u64, i: usize) -> i64 {
+    ((index as i64) << ZXID_SHIFT) | i as i64
+}
+
+/// The log index of the entry that holds the transaction `zxid`.
+pub fn index_of(zxid: i64) -> u64 {
+    (zxid >> ZXID_SHIFT).max(0) as u64
+}
+
 /// One replicated client write: the proposal as the txnlog encodes it
-/// (zxid field 0; the log index gives the zxid), and who proposed it.
+/// (zxid field 0: the entry's index and its place give the zxid).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
-    /// The server whose client (or session tracker) proposed it.
-    pub origin: u64,
-    /// Which run of that server process (a restart starts a new one), so a
-    /// replayed entry never answers a waiter of a later run.
-    pub boot: u64,
-    /// That run's waiter for it (meaningless elsewhere).
+pub struct Txn {
+    /// The proposing server's waiter for it (meaningless elsewhere).
     pub local_ref: u64,
     /// `txnlog::entry::encode(0, proposal)`.
     pub entry: Vec<u8>,
 }
 
-impl fmt::Debug for Request {
+/// A Raft entry's client writes, in order, all from one server.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The server whose clients (or session tracker) proposed them.
+    pub origin: u64,
+    /// Which run of that server process (a restart starts a new one), so a
+    /// replayed entry never answers a waiter of a later run.
+    pub boot: u64,
+    pub txns: Vec<Txn>,
+}
+
+impl fmt::Debug for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Request(origin {}, ref {}, {} bytes)", self.origin, self.local_ref, self.entry.len())
+        write!(f, "Batch(origin {}, {} transactions)", self.origin, self.txns.len())
     }
 }
 
-impl fmt::Display for Request {
+impl fmt::Display for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
     }
@@ -101,7 +126,7 @@ impl fmt::Display for PeerNode {
 openraft::declare_raft_types!(
     /// The Raft types of a Ferrokeeper ensemble.
     pub TypeConfig:
-        D = Request,
+        D = Batch,
         R = (),
         NodeId = u64,
         Node = PeerNode,

@@ -23,7 +23,7 @@
 //!     `jute.maxbuffer` each, or a snapshot chunk); a bad frame closes that
 //!     peer connection only.
 
-use super::{PeerNode, Raft, Request, TypeConfig};
+use super::{Batch, PeerNode, Raft, TypeConfig};
 use crate::pipeline::CoreMsg;
 use futures_util::{SinkExt, StreamExt};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
@@ -46,8 +46,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// Entries in one AppendEntries, at most (openraft's `max_payload_entries`).
-pub const MAX_ENTRIES_PER_APPEND: u64 = 256;
+/// Entries in one AppendEntries, at most (openraft's `max_payload_entries`);
+/// each is a batch of up to [`super::BATCH_BYTES`] plus one transaction.
+pub const MAX_ENTRIES_PER_APPEND: u64 = 64;
 /// Requests queued on one link, at most.
 const LINK_QUEUE: usize = 8192;
 /// A connection that has had requests unanswered for this long, and no
@@ -62,7 +63,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The largest peer frame for a given `jute.maxbuffer`.
 pub fn max_frame(jute_max_buffer: usize) -> usize {
-    MAX_ENTRIES_PER_APPEND as usize * (jute_max_buffer + 4096) + (8 << 20)
+    MAX_ENTRIES_PER_APPEND as usize * (super::BATCH_BYTES + jute_max_buffer + (64 << 10)) + (8 << 20)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,8 +79,8 @@ pub enum PeerReq {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<u64>),
     Snapshot(InstallSnapshotRequest<TypeConfig>),
-    /// A client write for the leader to propose.
-    Forward(Request),
+    /// Client writes for the leader to propose (one Raft entry).
+    Forward(Batch),
     /// The leader's commit point, once it has confirmed it is still leader.
     ReadIndex,
     /// Sessions with activity on the sender (id, timeout); no answer.
@@ -232,6 +233,11 @@ pub struct Sent {
 impl Link {
     pub fn target(&self) -> u64 {
         self.target
+    }
+
+    /// The link's current epoch (see [`Link::send`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Queues a request, in order with every other request on this link.

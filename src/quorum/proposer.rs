@@ -14,11 +14,20 @@
 //!     until the core reports the connection closed: a write never commits
 //!     after an earlier write of its connection was lost.
 //!
+//! Batching: openraft 0.9 appends and fsyncs each client write on its own,
+//! inside its core loop, so one write per Raft entry would cap an ensemble
+//! at one fsync per write. Proposals bound for the same leader are therefore
+//! gathered into one entry (a [`Batch`], at most [`MAX_BATCH`] transactions
+//! or about [`BATCH_BYTES`]), with at most [`WINDOW`] batches in flight per
+//! leader: while the window is full, proposals wait and the next batch grows
+//! (group commit, as ZooKeeper's leader does). A batch commits or fails as a
+//! whole, in order, so the per-connection rules below hold for batches.
+//!
 //! Committed proposals reach the core through the state machine, not from
 //! here: the answers collected here only tell success from failure.
 
 use super::network::{Link, PeerReq, PeerResp, Peers};
-use super::{Raft, Request};
+use super::{Batch, Raft, Txn, BATCH_BYTES, MAX_BATCH};
 use crate::pipeline::propose::{Proposal, Propose, ProposeError, SyncStart};
 use crate::pipeline::CoreMsg;
 use crate::txnlog::entry;
@@ -96,6 +105,9 @@ impl Propose for QuorumPropose {
     }
 }
 
+/// Batches in flight per leader, at most.
+pub const WINDOW: usize = 2;
+
 /// Where a connection's in-flight proposals went: (leader, link epoch).
 /// The leader itself is epoch 0 of its own id.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -109,10 +121,19 @@ struct Track {
     in_flight: usize,
 }
 
+/// Proposals gathered for one leader, not sent yet.
+#[derive(Default)]
+struct Gathering {
+    /// (connection, local reference) of each transaction, in order.
+    items: Vec<(u64, u64)>,
+    txns: Vec<Txn>,
+    bytes: usize,
+}
+
 enum Done {
-    Write {
-        conn_id: u64,
-        local_ref: u64,
+    Batch {
+        leader: u64,
+        items: Vec<(u64, u64)>,
         ok: bool,
     },
     Sync {
@@ -139,6 +160,8 @@ struct Proposer {
     in_flight: Arc<AtomicUsize>,
     tracks: HashMap<u64, Track>,
     failed_conns: HashSet<u64>,
+    gathering: HashMap<u64, Gathering>,
+    batches_in_flight: HashMap<u64, usize>,
     pending: FuturesUnordered<Pending>,
 }
 
@@ -156,6 +179,8 @@ pub fn start(raft: Raft, peers: Arc<Peers>, boot: u64, core: mpsc::Sender<CoreMs
         in_flight: in_flight.clone(),
         tracks: HashMap::new(),
         failed_conns: HashSet::new(),
+        gathering: HashMap::new(),
+        batches_in_flight: HashMap::new(),
         pending: FuturesUnordered::new(),
     };
     tokio::spawn(p.run(rx));
@@ -167,11 +192,18 @@ impl Proposer {
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(m) => self.on_msg(m).await,
+                    Some(m) => {
+                        self.on_msg(m).await;
+                        // Whatever else is queued joins the same batches.
+                        while let Ok(m) = rx.try_recv() {
+                            self.on_msg(m).await;
+                        }
+                    }
                     None => return,
                 },
                 Some(done) = self.pending.next(), if !self.pending.is_empty() => self.on_done(done).await,
             }
+            self.flush().await;
         }
     }
 
@@ -198,52 +230,130 @@ impl Proposer {
         }
     }
 
-    /// Fails a proposal at once (it was never sent anywhere).
-    async fn fail_now(&mut self, conn_id: u64, local_ref: u64) {
-        self.on_done(Done::Write { conn_id, local_ref, ok: false }).await;
+    /// Fails proposals at once (they were never sent anywhere).
+    async fn fail(&mut self, items: Vec<(u64, u64)>) {
+        self.finish(items, false).await;
     }
 
+    /// Admits a proposal into the batch for the current leader, unless the
+    /// connection's rules refuse it.
     async fn propose(&mut self, p: Proposal) {
         let (conn_id, local_ref) = (p.conn_id, p.local_ref);
         if conn_id != 0 && self.failed_conns.contains(&conn_id) {
-            return self.fail_now(conn_id, local_ref).await;
+            return self.fail(vec![(conn_id, local_ref)]).await;
         }
         let Some(leader) = self.leader() else {
-            return self.fail_now(conn_id, local_ref).await;
+            return self.fail(vec![(conn_id, local_ref)]).await;
         };
         let earlier = self.tracks.get(&conn_id).filter(|t| t.in_flight > 0).map(|t| t.route);
         if earlier.is_some_and(|r| r.leader != leader) {
             // The leader changed under in-flight writes of this connection.
-            return self.fail_now(conn_id, local_ref).await;
+            return self.fail(vec![(conn_id, local_ref)]).await;
         }
-        let req = Request { origin: self.my_id, boot: self.boot, local_ref, entry: entry::encode(0, &p) };
+        let entry = entry::encode(0, &p);
+        let g = self.gathering.entry(leader).or_default();
+        g.bytes += entry.len();
+        g.items.push((conn_id, local_ref));
+        g.txns.push(Txn { local_ref, entry });
+        if g.items.len() >= MAX_BATCH || g.bytes >= BATCH_BYTES {
+            self.send_batch(leader).await;
+        }
+    }
+
+    /// Sends what was gathered, for every leader whose window has room.
+    async fn flush(&mut self) {
+        let ready: Vec<u64> = self
+            .gathering
+            .iter()
+            .filter(|(l, g)| !g.items.is_empty() && self.batches_in_flight.get(l).copied().unwrap_or(0) < WINDOW)
+            .map(|(l, _)| *l)
+            .collect();
+        for leader in ready {
+            self.send_batch(leader).await;
+        }
+    }
+
+    async fn send_batch(&mut self, leader: u64) {
+        let Some(g) = self.gathering.remove(&leader) else { return };
+        if g.items.is_empty() {
+            return;
+        }
+        if self.leader() != Some(leader) {
+            // Gathered for a leader that is gone: nothing was sent.
+            return self.fail(g.items).await;
+        }
+        let Gathering { mut items, mut txns, .. } = g;
         let (route, fut): (Route, Pending) = if leader == self.my_id {
-            match self.raft.client_write_ff(req).await {
-                Ok(rx) => (
-                    Route { leader, epoch: 0 },
-                    Box::pin(async move { Done::Write { conn_id, local_ref, ok: matches!(rx.await, Ok(Ok(_))) } }),
-                ),
-                Err(_) => return self.fail_now(conn_id, local_ref).await,
+            let batch = Batch { origin: self.my_id, boot: self.boot, txns };
+            match self.raft.client_write_ff(batch).await {
+                Ok(rx) => {
+                    let done_items = items.clone();
+                    (
+                        Route { leader, epoch: 0 },
+                        Box::pin(async move {
+                            let ok = matches!(rx.await, Ok(Ok(_)));
+                            Done::Batch { leader, items: done_items, ok }
+                        }),
+                    )
+                }
+                Err(_) => return self.fail(items).await,
             }
         } else {
             let link: Arc<Link> = self.peers.link(leader);
-            match link.send(PeerReq::Forward(req), earlier.map(|r| r.epoch)) {
-                Ok(sent) => (
-                    Route { leader, epoch: sent.epoch },
-                    Box::pin(async move {
+            // Every connection with writes in flight must go on in their
+            // epoch; those whose epoch is gone fail (an earlier write of
+            // theirs was lost).
+            let epoch = link.epoch();
+            let mut refused = Vec::new();
+            let mut keep = Vec::new();
+            for (item, txn) in items.drain(..).zip(txns.drain(..)) {
+                let stale = self
+                    .tracks
+                    .get(&item.0)
+                    .filter(|t| t.in_flight > 0)
+                    .is_some_and(|t| t.route != Route { leader, epoch });
+                if stale {
+                    refused.push(item);
+                } else {
+                    keep.push((item, txn));
+                }
+            }
+            if !refused.is_empty() {
+                self.fail(refused).await;
+            }
+            if keep.is_empty() {
+                return;
+            }
+            let (items, txns): (Vec<_>, Vec<_>) = keep.into_iter().unzip();
+            let batch = Batch { origin: self.my_id, boot: self.boot, txns };
+            match link.send(PeerReq::Forward(batch), Some(epoch)) {
+                Ok(sent) => {
+                    let done_items = items.clone();
+                    let fut: Pending = Box::pin(async move {
                         let ok = matches!(sent.reply.await, Ok(PeerResp::Forward(Ok(()))));
-                        Done::Write { conn_id, local_ref, ok }
-                    }),
-                ),
-                Err(_) => return self.fail_now(conn_id, local_ref).await,
+                        Done::Batch { leader, items: done_items, ok }
+                    });
+                    self.track(&items, Route { leader, epoch });
+                    *self.batches_in_flight.entry(leader).or_default() += 1;
+                    self.pending.push(fut);
+                    return;
+                }
+                Err(_) => return self.fail(items).await,
             }
         };
-        if conn_id != 0 {
-            let t = self.tracks.entry(conn_id).or_insert(Track { route, in_flight: 0 });
-            t.route = route;
-            t.in_flight += 1;
-        }
+        self.track(&items, route);
+        *self.batches_in_flight.entry(leader).or_default() += 1;
         self.pending.push(fut);
+    }
+
+    fn track(&mut self, items: &[(u64, u64)], route: Route) {
+        for (conn_id, _) in items {
+            if *conn_id != 0 {
+                let t = self.tracks.entry(*conn_id).or_insert(Track { route, in_flight: 0 });
+                t.route = route;
+                t.in_flight += 1;
+            }
+        }
     }
 
     fn sync(&mut self, local_ref: u64) {
@@ -294,33 +404,46 @@ impl Proposer {
         self.pending.push(fut);
     }
 
+    /// The outcome of proposals: a failure closes their connections' way
+    /// forward (see the module docs) and tells the core.
+    async fn finish(&mut self, items: Vec<(u64, u64)>, ok: bool) {
+        for (conn_id, local_ref) in items {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if ok {
+                continue;
+            }
+            if conn_id != 0 {
+                self.failed_conns.insert(conn_id);
+            }
+            if local_ref != 0 {
+                let _ = self.core.send(CoreMsg::ProposalFailed { local_ref }).await;
+            }
+        }
+    }
+
     async fn on_done(&mut self, done: Done) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         let msg = match done {
-            Done::Write { conn_id, local_ref, ok } => {
-                if let Some(t) = self.tracks.get_mut(&conn_id) {
-                    t.in_flight = t.in_flight.saturating_sub(1);
-                    if t.in_flight == 0 {
-                        self.tracks.remove(&conn_id);
+            Done::Batch { leader, items, ok } => {
+                if let Some(n) = self.batches_in_flight.get_mut(&leader) {
+                    *n = n.saturating_sub(1);
+                }
+                for (conn_id, _) in &items {
+                    if let Some(t) = self.tracks.get_mut(conn_id) {
+                        t.in_flight = t.in_flight.saturating_sub(1);
+                        if t.in_flight == 0 {
+                            self.tracks.remove(conn_id);
+                        }
                     }
                 }
-                if ok {
-                    return;
-                }
-                if conn_id != 0 {
-                    self.failed_conns.insert(conn_id);
-                }
-                if local_ref == 0 {
-                    return;
-                }
-                CoreMsg::ProposalFailed { local_ref }
+                return self.finish(items, ok).await;
             }
-            Done::Sync { local_ref, index: Some(i) } => CoreMsg::SyncReady { local_ref, zxid: i as i64 },
+            Done::Sync { local_ref, index: Some(i) } => CoreMsg::SyncReady { local_ref, zxid: super::zxid_of(i, 0) },
             Done::Sync { local_ref, index: None } => CoreMsg::ProposalFailed { local_ref },
             Done::Reconfig { local_ref, result: Some(Ok(zxid)) } => CoreMsg::SyncReady { local_ref, zxid },
             Done::Reconfig { local_ref, result: Some(Err(code)) } => CoreMsg::BarrierFailed { local_ref, code },
             Done::Reconfig { local_ref, result: None } => CoreMsg::ProposalFailed { local_ref },
         };
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         let _ = self.core.send(msg).await;
     }
 }

@@ -201,7 +201,7 @@ pub async fn run(
     if stored.membership().get_joint_config().len() > 1 {
         return Err(err::RECONFIG_IN_PROGRESS);
     }
-    let version = stored.log_id().map_or(0, |l| l.index as i64);
+    let version = stored.log_id().map_or(0, |l| super::zxid_of(l.index, 0));
     if spec.cur_config_id != -1 && spec.cur_config_id != version {
         tracing::info!(expected = spec.cur_config_id, version, "reconfig refused: the configuration version differs");
         return Err(err::BAD_VERSION);
@@ -289,7 +289,7 @@ pub async fn run(
     if !gone.is_empty() {
         raft.change_membership(ChangeMembers::RemoveNodes(gone.clone()), true).await.map_err(|e| fail(&e))?;
     }
-    let final_version = raft.metrics().borrow().membership_config.log_id().map_or(0, |l| l.index as i64);
+    let final_version = raft.metrics().borrow().membership_config.log_id().map_or(0, |l| super::zxid_of(l.index, 0));
     // A removed server no longer hears from the leader: tell it, so that it
     // stops serving its (from now on stale) state.
     for id in gone {

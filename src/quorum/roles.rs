@@ -99,8 +99,8 @@ pub async fn watch(
         }
         let mut info = derive(&rx.borrow_and_update(), ensemble.my_id, timing.leader_lease());
         let removed = removed_at.load(Ordering::Acquire);
-        let config_index = rx.borrow().membership_config.log_id().map_or(0, |l| l.index);
-        if removed > 0 && config_index < removed {
+        let config_zxid = rx.borrow().membership_config.log_id().map_or(0, |l| super::zxid_of(l.index, 0)) as u64;
+        if removed > 0 && config_zxid < removed {
             // Removed by a reconfiguration we never received: not a member.
             info = RoleInfo { role: Role::Looking, leader: None, serving: false, ..info };
         }
@@ -141,17 +141,29 @@ fn fatal(e: &dyn std::fmt::Display) -> ! {
 
 /// On a new leader: every observer of the configuration that the
 /// membership lacks joins as a learner (it replicates and serves, and does
-/// not vote), as ZooKeeper's `:observer` servers.
+/// not vote), as ZooKeeper's `:observer` servers. Retried while this server
+/// leads: just after an election the previous membership change may not be
+/// committed yet.
 async fn add_observers(raft: Raft, ensemble: Ensemble) {
-    for (id, node) in &ensemble.observers {
-        let known = raft.metrics().borrow().membership_config.membership().get_node(id).is_some();
-        if known {
-            continue;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let m = raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return;
         }
-        match raft.add_learner(*id, node.clone(), false).await {
+        let missing: Vec<(u64, PeerNode)> = ensemble
+            .observers
+            .iter()
+            .filter(|(id, _)| m.membership_config.membership().get_node(id).is_none())
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        let Some((id, node)) = missing.into_iter().next() else { return };
+        match raft.add_learner(id, node, false).await {
             Ok(_) => tracing::info!(observer = id, "observer added as a learner"),
             Err(e) => {
-                tracing::warn!(observer = id, error = %e, "could not add an observer (retried at the next election)")
+                tracing::debug!(observer = id, error = %e, "could not add an observer yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }

@@ -6,7 +6,8 @@
 //!   them (`tree::apply` is deterministic, so every replica computes the
 //!   same tree); snapshot files.
 //! - Files in `dataDir/raft/`: `snapshot.<zxid, 16 hex>` in the standalone
-//!   snapshot format (zxid = Raft index), and next to each
+//!   snapshot format (the zxid of the last transaction in it; its Raft
+//!   index is `quorum::index_of(zxid)`), and next to each
 //!   `snapshot.<zxid>.meta`: postcard(openraft's `SnapshotMeta`: last log
 //!   id, membership) + CRC32C. A snapshot counts only with a valid meta
 //!   file; the meta is written after the snapshot, each atomically.
@@ -21,7 +22,7 @@
 //!     reference; entries from other servers, or from an earlier run of this
 //!     one, carry none (`boot` tells runs apart).
 
-use super::{config_text, log_store::storage_err, LogId, PeerNode, StorageError, TypeConfig};
+use super::{config_text, index_of, log_store::storage_err, zxid_of, LogId, PeerNode, StorageError, TypeConfig};
 use crate::pipeline::commit::{CommitMsg, InstalledState};
 use crate::pipeline::propose::Committed;
 use crate::snapshot::{self, LoadedSnapshot, SnapshotSource};
@@ -47,8 +48,8 @@ pub struct SnapshotStore {
     /// Do file work on the calling task instead of tokio's blocking pool
     /// (the simulation, whose clock must not run while a thread works).
     inline_io: bool,
-    /// The newest complete snapshot.
-    current: Mutex<Option<Meta>>,
+    /// The newest complete snapshot, and its zxid.
+    current: Mutex<Option<(Meta, i64)>>,
 }
 
 fn meta_name(zxid: i64) -> String {
@@ -87,14 +88,13 @@ impl SnapshotStore {
             return Err("checksum mismatch".into());
         }
         let meta: Meta = postcard::from_bytes(&body[4..]).map_err(|e| e.to_string())?;
-        if meta.last_log_id.map(|l| l.index as i64) != Some(zxid) {
+        if meta.last_log_id.map(|l| l.index) != Some(index_of(zxid)) {
             return Err("meta file does not match its snapshot".into());
         }
         Ok(meta)
     }
 
-    fn write_meta(&self, meta: &Meta) -> std::io::Result<()> {
-        let zxid = meta.last_log_id.map_or(0, |l| l.index as i64);
+    fn write_meta(&self, meta: &Meta, zxid: i64) -> std::io::Result<()> {
         let path = self.dir.join(meta_name(zxid));
         let tmp = self.dir.join(format!(".{}.tmp", meta_name(zxid)));
         let mut body = META_MAGIC.to_vec();
@@ -122,7 +122,7 @@ impl SnapshotStore {
             };
             match snapshot::read(&path) {
                 Ok(s) if s.zxid == zxid => {
-                    *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
+                    *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta.clone(), zxid));
                     return Some((meta, s));
                 }
                 Ok(_) => {
@@ -152,8 +152,8 @@ impl SnapshotStore {
     /// Writes a snapshot of `src` with `meta` (blocking).
     fn write(&self, meta: &Meta, src: &SnapshotSource) -> std::io::Result<PathBuf> {
         let path = snapshot::write(&self.dir, src).map_err(std::io::Error::other)?;
-        self.write_meta(meta)?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
+        self.write_meta(meta, src.zxid)?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta.clone(), src.zxid));
         self.retention();
         Ok(path)
     }
@@ -161,29 +161,29 @@ impl SnapshotStore {
     /// Stores a snapshot received whole from the leader and loads it
     /// (blocking).
     fn install(&self, meta: &Meta, bytes: &[u8]) -> std::io::Result<LoadedSnapshot> {
-        let zxid = meta.last_log_id.map_or(0, |l| l.index as i64);
-        let path = self.dir.join(snapshot::snapshot_name(zxid));
-        let tmp = self.dir.join(format!(".{}.tmp", snapshot::snapshot_name(zxid)));
+        let index = meta.last_log_id.map_or(0, |l| l.index);
+        let tmp = self.dir.join(".incoming.snapshot.verified.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
         let loaded = snapshot::read(&tmp).map_err(std::io::Error::other)?;
-        if loaded.zxid != zxid {
+        if index_of(loaded.zxid) != index {
             return Err(std::io::Error::other(format!(
-                "received snapshot holds zxid 0x{:x}, its meta says 0x{zxid:x}",
+                "received snapshot holds zxid 0x{:x}, its meta says log index {index}",
                 loaded.zxid
             )));
         }
+        let path = self.dir.join(snapshot::snapshot_name(loaded.zxid));
         std::fs::rename(&tmp, &path)?;
         sync_dir(&self.dir).map_err(std::io::Error::other)?;
-        self.write_meta(meta)?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
+        self.write_meta(meta, loaded.zxid)?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta.clone(), loaded.zxid));
         self.retention();
         Ok(loaded)
     }
 
-    fn current(&self) -> Option<Meta> {
+    fn current(&self) -> Option<(Meta, i64)> {
         self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -240,9 +240,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let rx = self.source.take().ok_or_else(|| snap_io("snapshot builder used twice"))?;
         let src = rx.await.map_err(|_| snap_io("the core has stopped"))?;
-        let want = self.meta.last_log_id.map_or(0, |l| l.index as i64);
-        if src.zxid != want {
-            return Err(snap_io(format!("core state at zxid 0x{:x}, expected 0x{want:x}", src.zxid)));
+        let want = self.meta.last_log_id.map_or(0, |l| l.index);
+        if index_of(src.zxid) != want {
+            return Err(snap_io(format!("core state at zxid 0x{:x}, expected log index {want}", src.zxid)));
         }
         let (store, meta) = (self.store.clone(), self.meta.clone());
         let started = std::time::Instant::now();
@@ -269,16 +269,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut out = Vec::new();
         for e in entries {
-            let zxid = e.log_id.index as i64;
+            let zxid = zxid_of(e.log_id.index, 0);
             let msg = match e.payload {
                 EntryPayload::Blank => CommitMsg::Noop { zxid, config: None },
-                EntryPayload::Normal(req) => {
-                    let (_, mut proposal) = entry::decode(&req.entry).map_err(|err| {
-                        storage_err(ErrorSubject::Apply(e.log_id), ErrorVerb::Read, format!("undecodable: {err}"))
-                    })?;
-                    let mine = req.origin == self.my_id && req.boot == self.boot;
-                    proposal.local_ref = if mine { req.local_ref } else { 0 };
-                    CommitMsg::Txn(Committed { zxid, proposal })
+                EntryPayload::Normal(batch) => {
+                    let mine = batch.origin == self.my_id && batch.boot == self.boot;
+                    if batch.txns.is_empty() {
+                        self.to_core(CommitMsg::Noop { zxid, config: None }).await?;
+                    }
+                    for (i, txn) in batch.txns.into_iter().enumerate() {
+                        let (_, mut proposal) = entry::decode(&txn.entry).map_err(|err| {
+                            storage_err(ErrorSubject::Apply(e.log_id), ErrorVerb::Read, format!("undecodable: {err}"))
+                        })?;
+                        proposal.local_ref = if mine { txn.local_ref } else { 0 };
+                        self.to_core(CommitMsg::Txn(Committed { zxid: zxid_of(e.log_id.index, i), proposal })).await?;
+                    }
+                    self.last_applied = Some(e.log_id);
+                    out.push(());
+                    continue;
                 }
                 EntryPayload::Membership(m) => {
                     // ZooKeeper has no joint configurations: the config node
@@ -351,10 +359,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some(meta) = self.store.current() else {
+        let Some((meta, zxid)) = self.store.current() else {
             return Ok(None);
         };
-        let zxid = meta.last_log_id.map_or(0, |l| l.index as i64);
         let path = self.store.dir().join(snapshot::snapshot_name(zxid));
         match tokio::fs::File::open(&path).await {
             Ok(file) => Ok(Some(Snapshot { meta, snapshot: Box::new(file) })),
