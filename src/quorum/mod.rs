@@ -153,19 +153,23 @@ pub struct Timing {
 impl Timing {
     pub fn from_config(cfg: &ServerConfig) -> Self {
         let prop = |k: &str| cfg.properties.get(k).and_then(|v| v.trim().parse::<u64>().ok());
-        // A quarter tick (500 ms at ZooKeeper's usual 2000): followers
-        // notice a dead leader within one to two of these, and a candidate
-        // wins once the others' leader lease (the maximum) has run out.
+        // An eighth of a tick (250 ms at ZooKeeper's usual 2000), and a
+        // narrow spread: a follower stands for election soon after the
+        // other followers' leader lease (openraft's election_timeout_max)
+        // runs out, so a dead leader is replaced in about twice that.
         let election_min_ms =
-            prop("ferrokeeper.electionTimeoutMs").unwrap_or((cfg.tick_time_ms / 4).clamp(150, 5000)).max(60);
+            prop("ferrokeeper.electionTimeoutMs").unwrap_or((cfg.tick_time_ms / 8).clamp(100, 5000)).max(60);
         let heartbeat_ms =
             prop("ferrokeeper.heartbeatMs").unwrap_or(election_min_ms / 5).clamp(10, election_min_ms / 3);
-        Timing { heartbeat_ms, election_min_ms, election_max_ms: election_min_ms * 2 }
+        Timing { heartbeat_ms, election_min_ms, election_max_ms: election_min_ms + election_min_ms / 4 }
     }
 
-    /// How long a leader goes on serving without hearing from a majority.
+    /// How long a leader goes on serving without hearing from a majority
+    /// (three election timeouts, at least a second: a leader under load
+    /// must not drop its clients for one late acknowledgement; ZooKeeper's
+    /// leader waits syncLimit ticks, 10 s by default).
     pub fn leader_lease(&self) -> Duration {
-        Duration::from_millis(self.election_max_ms)
+        Duration::from_millis((self.election_max_ms * 3).max(1000))
     }
 }
 
