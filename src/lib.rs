@@ -7,8 +7,9 @@
 //! client bytes ─► net::codec ─► jute records ─► session::connection ─► pipeline::prep
 //!                                                                        │ read     │ write
 //!                                                         pipeline::commit   pipeline::propose
-//!                                                          (session order)    (standalone: txnlog,
-//!                                                                │             group commit; later Raft)
+//!                                                          (session order)    standalone: txnlog, group commit
+//!                                                                │            ensemble: quorum (Raft: batch to
+//!                                                                │              the leader, majority fsync)
 //!                                                                │                   │ committed, zxid order
 //!                              pipeline::finalize ◄── tree (reads) ◄──── tree::apply ─► result + triggers
 //! client bytes ◄─ net::codec ◄─ replies + watch events (one ordered queue per connection)
