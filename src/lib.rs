@@ -66,8 +66,9 @@ pub struct Server {
     pub task: tokio::task::JoinHandle<()>,
     core: mpsc::Sender<CoreMsg>,
     admin: Arc<admin::AdminState>,
-    /// An ensemble member's Raft node (stopped after the core).
-    raft: Option<quorum::Raft>,
+    /// An ensemble member's Raft node (stopped after the core), and the
+    /// flag that tells its role watcher the stop is wanted.
+    raft: Option<(quorum::Raft, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Server {
@@ -82,7 +83,8 @@ impl Server {
             return true;
         }
         let done = tokio::time::timeout(limit, rx).await.is_ok();
-        if let Some(raft) = self.raft {
+        if let Some((raft, stopping)) = self.raft {
+            stopping.store(true, std::sync::atomic::Ordering::Release);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), raft.shutdown()).await;
         }
         done
@@ -195,5 +197,5 @@ async fn start_quorum(cfg: ServerConfig) -> Result<Server, StartError> {
         next_conn_id: AtomicU64::new(1),
     });
     let task = tokio::spawn(net::accept_loop(listener, shared));
-    Ok(Server { local_addr, task, core: n.core, admin, raft: Some(n.raft) })
+    Ok(Server { local_addr, task, core: n.core, admin, raft: Some((n.raft, n.stopping)) })
 }

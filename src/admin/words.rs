@@ -183,6 +183,25 @@ pub fn run(core: &mut Core, cmd: &str) -> String {
             let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms);
             let _ = writeln!(out, "clientPortListenBacklog=-1");
             let _ = writeln!(out, "serverId={}", c.server_id);
+            if c.is_distributed() {
+                // QuorumZooKeeperServer.dumpConf.
+                let me = c.servers.iter().find(|s| s.id == c.server_id);
+                let ports = |pick: fn(&(String, u16, u16)) -> u16| {
+                    me.map(|s| s.addresses.iter().map(|a| pick(a).to_string()).collect::<Vec<_>>().join("|"))
+                        .unwrap_or_default()
+                };
+                let observer = me.is_some_and(|s| s.role == crate::config::PeerRole::Observer);
+                let _ = writeln!(out, "initLimit={}", c.init_limit);
+                let _ = writeln!(out, "syncLimit={}", c.sync_limit);
+                let _ = writeln!(out, "electionAlg=3");
+                let _ = writeln!(out, "electionPort={}", ports(|a| a.2));
+                let _ = writeln!(out, "quorumPort={}", ports(|a| a.1));
+                let _ = writeln!(out, "peerType={}", u8::from(observer));
+                let _ = writeln!(out, "membership: ");
+                if let Some(data) = core.tree.get(crate::tree::CONFIG_ZOOKEEPER).and_then(|n| n.data.as_ref()) {
+                    out.push_str(&String::from_utf8_lossy(data));
+                }
+            }
         }
         "srst" => {
             core.stats.reset();

@@ -162,7 +162,11 @@ impl Core {
                 let sid = p.session_id;
                 self.tracker.remove(sid);
                 let conn = self.sessions.remove(&sid).and_then(|s| s.conn);
-                self.gate.drop_session(sid);
+                // Replies this session's earlier writes hold (behind a sync
+                // that is still waiting) go out before the close's.
+                for (c, frame) in self.gate.drop_session(sid) {
+                    self.send(c, frame);
+                }
                 if let Some(Waiter::Request { conn_id, xid, received, .. }) = waiter {
                     self.stats.record_update_latency(received.elapsed().as_millis() as u64);
                     self.send(conn_id, reply_frame(xid, zxid, 0));
@@ -175,15 +179,11 @@ impl Core {
             (_, Some(Waiter::Request { conn_id, xid, opcode, permit, received, .. })) => {
                 self.stats.record_update_latency(received.elapsed().as_millis() as u64);
                 let frame = write_reply(xid, zxid, opcode, &applied.result);
-                self.send(conn_id, frame);
                 drop(permit);
-                for r in self.gate.committed(p.session_id, p.local_ref) {
-                    self.run_read(r);
-                }
+                self.release(p.session_id, p.local_ref, Some((conn_id, frame)));
             }
             (_, _) => {}
         }
-        self.release_syncs();
         // After the session table is updated for this zxid, so that a
         // snapshot at this zxid holds exactly the sessions alive at it.
         self.maybe_snapshot();

@@ -129,11 +129,12 @@ pub enum CoreMsg {
         local_ref: u64,
     },
     /// From the quorum layer: the sync (or reconfig) `local_ref` completes
-    /// once this server has applied `zxid` (the leader's commit point when
-    /// the sync reached it; the new configuration's zxid).
+    /// once this server has applied the Raft entry at log `index` (the
+    /// leader's commit point when the sync reached it; the new
+    /// configuration's entry).
     SyncReady {
         local_ref: u64,
-        zxid: i64,
+        index: u64,
     },
     /// From the quorum layer: the reconfig `local_ref` failed with this
     /// ZooKeeper error code (the connection stays).
@@ -391,8 +392,10 @@ pub struct Core {
     pub role: RoleInfo,
     /// Follower: sessions with activity here since the last report.
     pub touched: HashSet<i64>,
-    /// Syncs waiting for this server to apply a zxid: zxid -> local refs.
-    pub pending_syncs: BTreeMap<i64, Vec<u64>>,
+    /// Syncs waiting for this server to apply a Raft entry: index -> refs.
+    pub pending_syncs: BTreeMap<u64, Vec<u64>>,
+    /// In an ensemble: the last Raft entry applied in full.
+    pub applied_index: u64,
 }
 
 /// Takes a snapshot every `snap_count` transactions, off the core's task,
@@ -473,6 +476,7 @@ impl Core {
             role: RoleInfo::standalone(),
             touched: HashSet::new(),
             pending_syncs: BTreeMap::new(),
+            applied_index: 0,
         }
     }
 
@@ -534,20 +538,18 @@ impl Core {
                 let _ = reply.send(text);
             }
             CoreMsg::ProposalFailed { local_ref } => self.on_proposal_failed(local_ref),
-            CoreMsg::SyncReady { local_ref, zxid } => {
-                if self.tree.last_zxid() >= zxid {
+            CoreMsg::SyncReady { local_ref, index } => {
+                if self.applied_index >= index {
                     self.complete_sync(local_ref);
                 } else {
-                    self.pending_syncs.entry(zxid).or_default().push(local_ref);
+                    self.pending_syncs.entry(index).or_default().push(local_ref);
                 }
             }
             CoreMsg::BarrierFailed { local_ref, code } => {
                 if let Some(Waiter::Sync { session_id, conn_id, xid, permit, .. }) = self.waiters.remove(&local_ref) {
-                    self.send(conn_id, finalize::reply_frame(xid, self.tree.last_zxid(), code));
+                    let frame = finalize::reply_frame(xid, self.tree.last_zxid(), code);
                     drop(permit);
-                    for r in self.gate.committed(session_id, local_ref) {
-                        self.run_read(r);
-                    }
+                    self.release(session_id, local_ref, Some((conn_id, frame)));
                 }
             }
             CoreMsg::Role(info) => self.on_role(info),
@@ -570,6 +572,11 @@ impl Core {
             CommitMsg::Noop { zxid, config } => {
                 let triggers = self.tree.advance(zxid, config);
                 self.notify(&triggers, zxid);
+                self.applied_index = crate::quorum::index_of(zxid);
+                self.release_syncs();
+            }
+            CommitMsg::EntryApplied { index } => {
+                self.applied_index = index;
                 self.release_syncs();
             }
             CommitMsg::Install(state) => self.install(*state),
@@ -587,9 +594,9 @@ impl Core {
         crate::snapshot::SnapshotSource { zxid: self.tree.last_zxid(), sessions, nodes: self.tree.share_nodes() }
     }
 
-    /// Answers the syncs whose zxid this server has now applied.
+    /// Answers the syncs whose entry this server has now applied.
     pub(super) fn release_syncs(&mut self) {
-        let applied = self.tree.last_zxid();
+        let applied = self.applied_index;
         while let Some(entry) = self.pending_syncs.first_entry() {
             if *entry.key() > applied {
                 break;
@@ -613,10 +620,19 @@ impl Core {
         } else {
             finalize::sync_reply_frame(xid, zxid, &path)
         };
-        self.send(conn_id, frame);
         drop(permit);
-        for r in self.gate.committed(session_id, local_ref) {
-            self.run_read(r);
+        self.release(session_id, local_ref, Some((conn_id, frame)));
+    }
+
+    /// The session's request `local_ref` completed (with the reply to send,
+    /// or None when nobody is answered): sends what the session's order now
+    /// lets go out and runs the reads that waited for it.
+    pub(super) fn release(&mut self, session_id: i64, local_ref: u64, reply: Option<(ConnId, Vec<u8>)>) {
+        for item in self.gate.complete(session_id, local_ref, reply) {
+            match item {
+                commit::Ready::Reply(conn, frame) => self.send(conn, frame),
+                commit::Ready::Read(r) => self.run_read(r),
+            }
         }
     }
 
@@ -629,17 +645,19 @@ impl Core {
         };
         match w {
             Waiter::Request { session_id, conn_id, .. } | Waiter::Sync { session_id, conn_id, .. } => {
-                drop(self.gate.committed(session_id, local_ref));
-                self.undo_close(session_id, local_ref);
+                // The connection goes first: nothing queued behind the
+                // failed request may be answered on it as if it had not.
                 self.drop_connection(conn_id);
+                self.undo_close(session_id, local_ref);
+                self.release(session_id, local_ref, None);
             }
             Waiter::Connect { conn_id, done, .. } => {
                 self.drop_connection(conn_id);
                 let _ = done.send(ConnectOutcome::Refused);
             }
             Waiter::Expire { session_id } => {
-                drop(self.gate.committed(session_id, local_ref));
                 self.undo_close(session_id, local_ref);
+                self.release(session_id, local_ref, None);
             }
         }
     }
@@ -720,6 +738,7 @@ impl Core {
         self.pending_syncs.clear();
         self.gate = SessionGate::default();
         self.tree = st.tree;
+        self.applied_index = st.index;
         self.sessions.clear();
         self.tracker = SessionTracker::new(self.cfg.tick_time_ms);
         let now = self.now_ms();
@@ -753,17 +772,12 @@ impl Core {
     ) {
         let p = Proposal { session_id, cxid, time_ms, auth, op, rules: self.rules, local_ref, conn_id };
         if let Err(e) = self.propose.propose(p) {
-            tracing::warn!(error = %e, "proposal refused");
-            if let Some(Waiter::Request { conn_id, xid, session_id, .. }) = self.waiters.get(&local_ref) {
-                let (conn_id, xid, session_id) = (*conn_id, *xid, *session_id);
-                self.waiters.remove(&local_ref);
-                drop(self.gate.committed(session_id, local_ref));
-                self.undo_close(session_id, local_ref);
-                let frame = finalize::reply_frame(xid, self.tree.last_zxid(), jute::proto::err::SYSTEM_ERROR);
-                self.send(conn_id, frame);
-            } else {
-                self.on_proposal_failed(local_ref);
-            }
+            // Answering this write now (an error) could overtake the replies
+            // of the session's earlier writes still in flight: the client's
+            // connection is closed instead (ConnectionLoss), as for any
+            // proposal that cannot be committed.
+            tracing::warn!(error = %e, "proposal refused; closing the client's connection");
+            self.on_proposal_failed(local_ref);
         }
     }
 

@@ -38,6 +38,8 @@ pub struct Node {
     /// Time spent recovering, and whether nothing was there to recover.
     pub recovery: std::time::Duration,
     pub pristine: bool,
+    /// Set before a graceful stop shuts Raft down (not a failure then).
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn blocking<T: Send + 'static>(inline: bool, f: impl FnOnce() -> T + Send + 'static) -> Result<T, StartError> {
@@ -104,6 +106,7 @@ pub async fn start(cfg: Arc<ServerConfig>, io: NodeIo) -> Result<Node, StartErro
     let propose = proposer::start(raft.clone(), peers.clone(), boot, core_tx.clone(), cfg.global_outstanding_limit * 2);
     let mut core = Core::new(cfg.clone(), tree, sessions, Box::new(propose), None);
     core.role = RoleInfo { role: Role::Looking, serving: false, ..RoleInfo::standalone() };
+    core.applied_index = super::index_of(core.tree.last_zxid());
     tokio::spawn(core.run(core_rx, commit_rx));
     let removed_at = Arc::new(AtomicU64::new(0));
     let service = Arc::new(network::PeerService {
@@ -117,8 +120,17 @@ pub async fn start(cfg: Arc<ServerConfig>, io: NodeIo) -> Result<Node, StartErro
         tokio::spawn(super::bootstrap(raft.clone(), peers, ensemble.clone()));
     }
     let read_only_after = cfg.read_only_mode.then(|| std::time::Duration::from_millis(cfg.tick_time_ms.max(2000)));
-    tokio::spawn(roles::watch(raft.clone(), ensemble.clone(), timing, read_only_after, removed_at, core_tx.clone()));
-    Ok(Node { raft, core: core_tx, service, ensemble, recovery: recovery_started.elapsed(), pristine })
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(roles::watch(
+        raft.clone(),
+        ensemble.clone(),
+        timing,
+        read_only_after,
+        removed_at,
+        stopping.clone(),
+        core_tx.clone(),
+    ));
+    Ok(Node { raft, core: core_tx, service, ensemble, recovery: recovery_started.elapsed(), pristine, stopping })
 }
 
 /// A few bits that differ between two starts in the same millisecond.

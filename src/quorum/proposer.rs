@@ -437,9 +437,11 @@ impl Proposer {
                 }
                 return self.finish(items, ok).await;
             }
-            Done::Sync { local_ref, index: Some(i) } => CoreMsg::SyncReady { local_ref, zxid: super::zxid_of(i, 0) },
+            Done::Sync { local_ref, index: Some(index) } => CoreMsg::SyncReady { local_ref, index },
             Done::Sync { local_ref, index: None } => CoreMsg::ProposalFailed { local_ref },
-            Done::Reconfig { local_ref, result: Some(Ok(zxid)) } => CoreMsg::SyncReady { local_ref, zxid },
+            Done::Reconfig { local_ref, result: Some(Ok(zxid)) } => {
+                CoreMsg::SyncReady { local_ref, index: super::index_of(zxid) }
+            }
             Done::Reconfig { local_ref, result: Some(Err(code)) } => CoreMsg::BarrierFailed { local_ref, code },
             Done::Reconfig { local_ref, result: None } => CoreMsg::ProposalFailed { local_ref },
         };

@@ -13,7 +13,7 @@
 use super::{Ensemble, PeerNode, Raft, Timing};
 use crate::pipeline::{CoreMsg, Role, RoleInfo};
 use openraft::{RaftMetrics, ServerState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -82,17 +82,19 @@ pub async fn watch(
     timing: Timing,
     read_only_after: Option<Duration>,
     removed_at: Arc<AtomicU64>,
+    stopping: Arc<AtomicBool>,
     core: mpsc::Sender<CoreMsg>,
 ) {
     let mut rx = raft.metrics();
     let mut last: Option<RoleInfo> = None;
     let mut not_serving_since: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
+    let mut quiet = false;
     // Re-derived at least every heartbeat, as the lease runs out with time.
     let mut tick = tokio::time::interval(Duration::from_millis(timing.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Err(e) = &rx.borrow().running_state {
-            if core.is_closed() {
+            if core.is_closed() || stopping.load(Ordering::Acquire) {
                 return; // the server is stopping
             }
             fatal(e);
@@ -110,6 +112,20 @@ pub async fn watch(
             let since = *not_serving_since.get_or_insert_with(tokio::time::Instant::now);
             info.read_only = read_only_after.is_some_and(|grace| since.elapsed() >= grace);
         }
+        // A leader that lost its majority goes quiet (openraft's would lead
+        // on until it hears of a higher term, and it cannot step down by
+        // itself): without its heartbeats its followers stop following and
+        // stop serving too, instead of forwarding writes that cannot commit
+        // and serving an ever staler state, as ZooKeeper's followers do when
+        // their leader gives up. Whoever wins the next election leads.
+        let quiet_wanted = info.role == Role::Leader && !info.serving;
+        if quiet_wanted != quiet {
+            if quiet_wanted {
+                tracing::warn!("no majority has answered within the leader lease: stopping heartbeats");
+            }
+            raft.runtime_config().heartbeat(!quiet_wanted);
+            quiet = quiet_wanted;
+        }
         if last.as_ref() != Some(&info) {
             if info.role == Role::Leader && last.as_ref().is_none_or(|l| l.role != Role::Leader) {
                 tokio::spawn(add_observers(raft.clone(), ensemble.clone()));
@@ -121,7 +137,7 @@ pub async fn watch(
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() {
-                if core.is_closed() {
+                if core.is_closed() || stopping.load(Ordering::Acquire) {
                     return; // the server is stopping
                 }
                 fatal(&"the Raft core stopped");

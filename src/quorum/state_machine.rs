@@ -284,6 +284,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         proposal.local_ref = if mine { txn.local_ref } else { 0 };
                         self.to_core(CommitMsg::Txn(Committed { zxid: zxid_of(e.log_id.index, i), proposal })).await?;
                     }
+                    self.to_core(CommitMsg::EntryApplied { index: e.log_id.index }).await?;
                     self.last_applied = Some(e.log_id);
                     out.push(());
                     continue;
@@ -347,7 +348,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .blocking(move || -> std::io::Result<InstalledState> {
                 let loaded = store.install(&m, &bytes)?;
                 let tree = DataTree::restore(tree_config, loaded.zxid, loaded.nodes).map_err(std::io::Error::other)?;
-                Ok(InstalledState { tree, sessions: loaded.sessions })
+                Ok(InstalledState { tree, sessions: loaded.sessions, index: index_of(loaded.zxid) })
             })
             .await?
             .map_err(snap_io)?;
