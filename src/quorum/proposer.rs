@@ -42,6 +42,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// How long a follower waits for the leader's read index for a sync.
+#[cfg_attr(feature = "deliberately-stale-follower", allow(dead_code))]
 const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a follower waits for the leader to run a reconfiguration.
 const RECONFIG_TIMEOUT: Duration = Duration::from_secs(60);
@@ -366,6 +367,9 @@ impl Proposer {
                     Done::Sync { local_ref, index }
                 })
             }
+            #[cfg(feature = "deliberately-stale-follower")]
+            Some(_) => Box::pin(async move { Done::Sync { local_ref, index: Some(0) } }),
+            #[cfg(not(feature = "deliberately-stale-follower"))]
             Some(l) => {
                 let link = self.peers.link(l);
                 Box::pin(async move {

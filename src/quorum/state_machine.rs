@@ -197,6 +197,40 @@ pub struct StateMachine {
     membership: StoredMembership<u64, PeerNode>,
     store: Arc<SnapshotStore>,
     incoming: PathBuf,
+    /// Whether the entries being applied come from another leader (see
+    /// [`stale_line`]).
+    #[cfg(feature = "deliberately-stale-follower")]
+    following: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The deliberately broken build's bug (feature
+/// `deliberately-stale-follower`, test-only): while a server applies
+/// another leader's entries, everything it hands the core arrives 100 ms
+/// late, in order. With `sync` answered at once on followers, reads there
+/// see a state up to 100 ms old although the write was acknowledged.
+#[cfg(feature = "deliberately-stale-follower")]
+fn stale_line(out: mpsc::Sender<CommitMsg>, following: Arc<std::sync::atomic::AtomicBool>) -> mpsc::Sender<CommitMsg> {
+    let (tx, mut rx) = mpsc::channel::<CommitMsg>(1024);
+    tokio::spawn(async move {
+        let (tx_timed, mut rx_timed) = mpsc::unbounded_channel::<(tokio::time::Instant, CommitMsg)>();
+        tokio::spawn(async move {
+            while let Some((at, m)) = rx_timed.recv().await {
+                tokio::time::sleep_until(at).await;
+                if out.send(m).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut last = tokio::time::Instant::now();
+        while let Some(m) = rx.recv().await {
+            let lag = if following.load(std::sync::atomic::Ordering::Acquire) { 100 } else { 0 };
+            last = last.max(tokio::time::Instant::now() + std::time::Duration::from_millis(lag));
+            if tx_timed.send((last, m)).is_err() {
+                return;
+            }
+        }
+    });
+    tx
 }
 
 impl StateMachine {
@@ -210,7 +244,13 @@ impl StateMachine {
         meta: Option<&Meta>,
     ) -> Self {
         let incoming = store.dir().join(".incoming.snapshot.tmp");
+        #[cfg(feature = "deliberately-stale-follower")]
+        let following = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        #[cfg(feature = "deliberately-stale-follower")]
+        let commits = stale_line(commits, following.clone());
         StateMachine {
+            #[cfg(feature = "deliberately-stale-follower")]
+            following,
             my_id,
             boot,
             commits,
@@ -269,6 +309,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut out = Vec::new();
         for e in entries {
+            #[cfg(feature = "deliberately-stale-follower")]
+            self.following.store(e.log_id.leader_id.node_id != self.my_id, std::sync::atomic::Ordering::Release);
             let zxid = zxid_of(e.log_id.index, 0);
             let msg = match e.payload {
                 EntryPayload::Blank => CommitMsg::Noop { zxid, config: None },
