@@ -599,7 +599,7 @@ fn dump_snapshot(file: &Path, data: bool) -> anyhow::Result<()> {
     let (zxid, sessions, nodes) = if bytes.starts_with(b"FKSN") {
         let s = snapshot::read(file)?;
         println!("Ferrokeeper snapshot {}", file.display());
-        (s.zxid, s.sessions, s.nodes.into_iter().map(|n| (n.path, n.data, n.acl, n.stat)).collect::<Vec<_>>())
+        (s.zxid, s.sessions, s.nodes.into_iter().map(|n| (n.path, n.data, n.acl.to_vec(), n.stat)).collect::<Vec<_>>())
     } else {
         let s = zkformat::read_snapshot(&bytes)
             .with_context(|| format!("{} is not a snapshot we can read", file.display()))?;

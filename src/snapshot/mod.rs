@@ -17,19 +17,33 @@
 //!   - a CRC32C over the whole content guards it; a damaged snapshot is
 //!     skipped (with a warning) in favour of an older one plus more log.
 //!
-//! Format: `FKSN`, version (u32), zxid (i64), session count (i32), then
-//! `(session id i64, timeout i32)` pairs, node count (i64), then for each
-//! node its path (ustring), data (buffer, -1 = null), ACL (vector) and
-//! persisted stat, all in Jute encoding; last the CRC32C (u32) of everything
-//! before it.
+//! Format, version 2 (written): `FKSN`, version (u32), zxid (i64), session
+//! count (i32), then `(session id i64, timeout i32)` pairs, all big-endian
+//! as in Jute; then the ACL table: its length (varint) and each distinct ACL
+//! list in Jute encoding; then the node count (i64) and the nodes in
+//! depth-first order, children by name ([`crate::tree::dfs_cmp`]), so that
+//! a node is stored by its name only and each node's parent is the nearest
+//! earlier node one level up. Each node is: depth (varint; the root is 0
+//! and comes first), name (varint length, bytes; empty for the root), ACL
+//! (varint index into the table), data (varint: 0 = null, n + 1 = n bytes
+//! follow), then the persisted stat as varints: czxid and ctime as the
+//! zigzag difference from the previous node's, mzxid and pzxid as the
+//! zigzag difference from czxid, mtime from ctime, then version, cversion,
+//! aversion and ephemeralOwner zigzag. Last, the CRC32C (u32) of everything
+//! before it. (Varints are LEB128: 7 bits a byte, low bits first.)
+//!
+//! Version 1 (still read): after the sessions, the node count (i64) and
+//! for each node, in any order, its path (ustring), data (buffer, -1 =
+//! null), ACL (vector) and persisted stat, in Jute encoding; then the CRC.
 
 pub mod recovery;
 pub mod zkformat;
 
-use crate::tree::{Node, PersistedNode};
+use crate::tree::{dfs_cmp, Node, PersistedNode};
 use crate::txnlog::sync_dir;
 use jute::data::{Acl, StatPersisted};
 use jute::{Jute, Reader};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -37,7 +51,9 @@ use std::sync::Arc;
 use thiserror::Error;
 
 const MAGIC: &[u8; 4] = b"FKSN";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The previous format, still read.
+const VERSION_1: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum SnapError {
@@ -111,16 +127,73 @@ pub fn write(dir: &Path, src: &SnapshotSource) -> Result<PathBuf, SnapError> {
         id.write_to(&mut buf);
         timeout.write_to(&mut buf);
     }
+    // The ACL table, in order of first use.
+    let mut order: Vec<&(Arc<str>, Arc<Node>)> = src.nodes.iter().collect();
+    order.sort_unstable_by(|a, b| dfs_cmp(&a.0, &b.0));
+    let mut acl_index: HashMap<*const Vec<Acl>, u64> = HashMap::new();
+    let mut acl_by_value: HashMap<&[Acl], u64> = HashMap::new();
+    let mut table: Vec<&[Acl]> = Vec::new();
+    let mut node_acl: Vec<u64> = Vec::with_capacity(order.len());
+    let mut last: Option<(*const Vec<Acl>, u64)> = None;
+    for (_, node) in &order {
+        let ptr = Arc::as_ptr(&node.acl);
+        let i = match last.filter(|(p, _)| *p == ptr).or_else(|| acl_index.get(&ptr).map(|i| (ptr, *i))) {
+            Some((_, i)) => i,
+            None => {
+                let i = *acl_by_value.entry(node.acl.as_slice()).or_insert_with(|| {
+                    table.push(node.acl.as_slice());
+                    table.len() as u64 - 1
+                });
+                acl_index.insert(ptr, i);
+                i
+            }
+        };
+        last = Some((ptr, i));
+        node_acl.push(i);
+    }
+    put_varint(&mut buf, table.len() as u64);
+    for acl in &table {
+        acl.to_vec().write_to(&mut buf);
+    }
     (src.nodes.len() as i64).write_to(&mut buf);
     w.write_all(&buf).map_err(io_err(&tmp))?;
-    for (path, node) in &src.nodes {
-        buf.clear();
-        path.to_string().write_to(&mut buf);
-        node.data.write_to(&mut buf);
-        node.acl.as_ref().write_to(&mut buf);
-        node.stat.write_to(&mut buf);
-        w.write_all(&buf).map_err(io_err(&tmp))?;
+    buf.clear();
+    let (mut prev_czxid, mut prev_ctime) = (0i64, 0i64);
+    for ((path, node), acl) in order.iter().zip(node_acl) {
+        let (depth, name) = if &**path == crate::tree::ROOT {
+            (0, "")
+        } else {
+            let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+            (path.bytes().filter(|c| *c == b'/').count() as u64, name)
+        };
+        put_varint(&mut buf, depth);
+        put_varint(&mut buf, name.len() as u64);
+        buf.extend_from_slice(name.as_bytes());
+        put_varint(&mut buf, acl);
+        match &node.data {
+            None => put_varint(&mut buf, 0),
+            Some(d) => {
+                put_varint(&mut buf, d.len() as u64 + 1);
+                buf.extend_from_slice(d);
+            }
+        }
+        let st = &node.stat;
+        put_zigzag(&mut buf, st.czxid.wrapping_sub(prev_czxid));
+        put_zigzag(&mut buf, st.ctime.wrapping_sub(prev_ctime));
+        put_zigzag(&mut buf, st.mzxid.wrapping_sub(st.czxid));
+        put_zigzag(&mut buf, st.pzxid.wrapping_sub(st.czxid));
+        put_zigzag(&mut buf, st.mtime.wrapping_sub(st.ctime));
+        put_zigzag(&mut buf, st.version as i64);
+        put_zigzag(&mut buf, st.cversion as i64);
+        put_zigzag(&mut buf, st.aversion as i64);
+        put_zigzag(&mut buf, st.ephemeral_owner);
+        (prev_czxid, prev_ctime) = (st.czxid, st.ctime);
+        if buf.len() >= 1 << 16 {
+            w.write_all(&buf).map_err(io_err(&tmp))?;
+            buf.clear();
+        }
     }
+    w.write_all(&buf).map_err(io_err(&tmp))?;
     let crc = w.crc;
     w.inner.write_all(&crc.to_be_bytes()).map_err(io_err(&tmp))?;
     let file = w.inner.into_inner().map_err(|e| SnapError::Io { path: tmp.clone(), source: e.into_error() })?;
@@ -173,7 +246,7 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, SnapError> {
         return Err(invalid("checksum mismatch".into()));
     }
     let version = u32::from_be_bytes(body[4..8].try_into().unwrap());
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(invalid(format!("unknown version {version}")));
     }
     let r = &mut Reader::new(&body[8..]);
@@ -184,22 +257,148 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, SnapError> {
     for _ in 0..n_sessions {
         sessions.push((r.read_i64().map_err(dec)?, r.read_i32().map_err(dec)?));
     }
+    let nodes =
+        if version == VERSION_1 { read_nodes_v1(r).map_err(invalid)? } else { read_nodes_v2(r).map_err(invalid)? };
+    Ok(LoadedSnapshot { zxid, path: path.to_path_buf(), sessions, nodes })
+}
+
+fn read_nodes_v1(r: &mut Reader<'_>) -> Result<Vec<PersistedNode>, String> {
+    let dec = |e: jute::DecodeError| e.to_string();
     let n_nodes = r.read_i64().map_err(dec)?;
     if n_nodes < 0 || n_nodes as usize > r.remaining() {
-        return Err(invalid(format!("bad node count {n_nodes}")));
+        return Err(format!("bad node count {n_nodes}"));
     }
     let mut nodes = Vec::with_capacity(n_nodes as usize);
     for _ in 0..n_nodes {
         let path = String::read_from(r).map_err(dec)?;
         let data = Option::<Vec<u8>>::read_from(r).map_err(dec)?;
-        let acl = Vec::<Acl>::read_from(r).map_err(dec)?;
+        let acl = Arc::new(Vec::<Acl>::read_from(r).map_err(dec)?);
         let stat = StatPersisted::read_from(r).map_err(dec)?;
         nodes.push(PersistedNode { path, data, acl, stat });
     }
     if r.remaining() != 0 {
-        return Err(invalid(format!("{} bytes after the last node", r.remaining())));
+        return Err(format!("{} bytes after the last node", r.remaining()));
     }
-    Ok(LoadedSnapshot { zxid, path: path.to_path_buf(), sessions, nodes })
+    Ok(nodes)
+}
+
+fn read_nodes_v2(r: &mut Reader<'_>) -> Result<Vec<PersistedNode>, String> {
+    let dec = |e: jute::DecodeError| e.to_string();
+    let mut c = Cursor { buf: r.rest(), pos: 0 };
+    let n_acls = c.varint()?;
+    if n_acls > c.buf.len() as u64 {
+        return Err(format!("bad ACL count {n_acls}"));
+    }
+    let mut acls = Vec::with_capacity(n_acls as usize);
+    for _ in 0..n_acls {
+        let mut ar = Reader::new(&c.buf[c.pos..]);
+        acls.push(Arc::new(Vec::<Acl>::read_from(&mut ar).map_err(dec)?));
+        c.pos += ar.position();
+    }
+    let n_nodes = i64::from_be_bytes(c.take(8)?.try_into().unwrap());
+    if n_nodes < 0 || n_nodes as usize > c.buf.len() - c.pos {
+        return Err(format!("bad node count {n_nodes}"));
+    }
+    let mut nodes: Vec<PersistedNode> = Vec::with_capacity(n_nodes as usize);
+    // Indexes into `nodes` of the current node's ancestors, by depth.
+    let mut open: Vec<usize> = Vec::with_capacity(64);
+    let (mut prev_czxid, mut prev_ctime) = (0i64, 0i64);
+    for i in 0..n_nodes as usize {
+        let at = c.pos;
+        let depth = c.varint()? as usize;
+        let name_len = c.varint()? as usize;
+        let name = std::str::from_utf8(c.take(name_len)?).map_err(|_| format!("node name at {at} is not UTF-8"))?;
+        let path = match (i, depth) {
+            (0, 0) if name.is_empty() => crate::tree::ROOT.to_owned(),
+            (0, _) => return Err("the first node is not the root".into()),
+            (_, 0) => return Err(format!("a second root at {at}")),
+            _ if depth > open.len() || name.is_empty() || name.contains('/') => {
+                return Err(format!("bad node at {at}: depth {depth}, name {name:?}"))
+            }
+            _ => {
+                open.truncate(depth);
+                let parent = &nodes[open[depth - 1]].path;
+                let mut p = String::with_capacity(parent.len() + 1 + name.len());
+                if depth > 1 {
+                    p.push_str(parent);
+                }
+                p.push('/');
+                p.push_str(name);
+                p
+            }
+        };
+        open.push(i);
+        let acl = acls.get(c.varint()? as usize).ok_or_else(|| format!("bad ACL index at {at}"))?.clone();
+        let data = match c.varint()? {
+            0 => None,
+            n => Some(c.take(n as usize - 1)?.to_vec()),
+        };
+        let czxid = prev_czxid.wrapping_add(c.zigzag()?);
+        let ctime = prev_ctime.wrapping_add(c.zigzag()?);
+        let stat = StatPersisted {
+            czxid,
+            ctime,
+            mzxid: czxid.wrapping_add(c.zigzag()?),
+            pzxid: czxid.wrapping_add(c.zigzag()?),
+            mtime: ctime.wrapping_add(c.zigzag()?),
+            version: c.zigzag()? as i32,
+            cversion: c.zigzag()? as i32,
+            aversion: c.zigzag()? as i32,
+            ephemeral_owner: c.zigzag()?,
+        };
+        (prev_czxid, prev_ctime) = (czxid, ctime);
+        nodes.push(PersistedNode { path, data, acl, stat });
+    }
+    if c.pos != c.buf.len() {
+        return Err(format!("{} bytes after the last node", c.buf.len() - c.pos));
+    }
+    Ok(nodes)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if n > self.buf.len() - self.pos {
+            return Err(format!("truncated at {}", self.pos));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos).ok_or_else(|| format!("truncated at {}", self.pos))?;
+            self.pos += 1;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(format!("varint too long at {}", self.pos))
+    }
+
+    fn zigzag(&mut self) -> Result<i64, String> {
+        let v = self.varint()?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
 }
 
 /// Snapshot files in `dir`, newest first.
@@ -287,6 +486,123 @@ mod tests {
         assert_eq!(restored.digest(), t.digest());
         assert_eq!(restored.ephemerals_of(5), vec!["/c".to_string()]);
         assert_eq!(restored.get("/a").unwrap().children.len(), 1);
+    }
+
+    /// The version 1 layout, as the previous release wrote it.
+    fn write_v1(path: &Path, zxid: i64, sessions: &[(i64, i32)], nodes: &[(Arc<str>, Arc<Node>)]) {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&VERSION_1.to_be_bytes());
+        zxid.write_to(&mut buf);
+        (sessions.len() as i32).write_to(&mut buf);
+        for (id, timeout) in sessions {
+            id.write_to(&mut buf);
+            timeout.write_to(&mut buf);
+        }
+        (nodes.len() as i64).write_to(&mut buf);
+        for (path, node) in nodes {
+            path.to_string().write_to(&mut buf);
+            node.data.write_to(&mut buf);
+            node.acl.as_ref().write_to(&mut buf);
+            node.stat.write_to(&mut buf);
+        }
+        let crc = crc32c::crc32c(&buf);
+        buf.extend_from_slice(&crc.to_be_bytes());
+        fs::write(path, buf).unwrap();
+    }
+
+    /// A tree with several ACLs, null and empty data, ephemerals, deep and
+    /// sibling paths that sort differently by bytes and depth-first.
+    fn varied_tree() -> DataTree {
+        let mut t = DataTree::new(TreeConfig::default());
+        let read_only = vec![Acl { perms: jute::data::perms::READ, id: jute::data::Id::new("world", "anyone") }];
+        let paths = ["/a", "/a-b", "/a/b", "/a/b/c", "/a.x", "/z", "/a/b-1", "/a/b/c/d", "/é"];
+        for (i, p) in paths.iter().enumerate() {
+            let ctx = TxnContext {
+                session_id: 0x1234_5678_9abc,
+                zxid: 1000 + i as i64 * 3,
+                time_ms: 1_700_000_000_000 - i as i64 * 7,
+                auth: &[],
+                rules: TreeConfig::default(),
+            };
+            let op = WriteOp::Create(CreateOp {
+                path: p.to_string(),
+                data: match i % 3 {
+                    0 => None,
+                    1 => Some(vec![]),
+                    _ => Some(vec![i as u8; 200 + i]),
+                },
+                acl: if i % 2 == 0 { Acl::open_unsafe() } else { read_only.clone() },
+                flags: if *p == "/z" { 1 } else { 0 },
+                ttl: -1,
+                opcode: jute::proto::op::CREATE,
+            });
+            t.apply(&ctx, &op);
+        }
+        let ctx = TxnContext {
+            session_id: 1,
+            zxid: 5000,
+            time_ms: 1_800_000_000_000,
+            auth: &[],
+            rules: TreeConfig::default(),
+        };
+        t.apply(&ctx, &WriteOp::SetData { path: "/a/b".into(), data: Some(b"x".to_vec()), version: -1 });
+        let ctx = TxnContext { zxid: 5001, ..ctx };
+        t.apply(&ctx, &WriteOp::Delete { path: "/a/b-1".into(), version: -1 });
+        t
+    }
+
+    #[test]
+    fn version_2_round_trips_every_field() {
+        let d = tempfile::tempdir().unwrap();
+        let t = varied_tree();
+        let src = SnapshotSource { zxid: t.last_zxid(), sessions: vec![(1, 4000), (9, 6000)], nodes: t.share_nodes() };
+        let path = write(d.path(), &src).unwrap();
+        assert_eq!(u32::from_be_bytes(fs::read(&path).unwrap()[4..8].try_into().unwrap()), VERSION);
+        let back = read(&path).unwrap();
+        assert_eq!(back.sessions, vec![(1, 4000), (9, 6000)]);
+        let mut got: Vec<_> =
+            back.nodes.iter().map(|n| (n.path.clone(), n.data.clone(), n.acl.to_vec(), n.stat.clone())).collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let want: Vec<_> = t.persisted_nodes().into_iter().map(|n| (n.path, n.data, n.acl.to_vec(), n.stat)).collect();
+        assert_eq!(got, want);
+        // Stored depth-first, so restoring needs no sort.
+        assert!(back.nodes.windows(2).all(|w| dfs_cmp(&w[0].path, &w[1].path).is_lt()));
+        let restored = DataTree::restore(TreeConfig::default(), back.zxid, back.nodes).unwrap();
+        assert_eq!(restored.digest(), t.digest());
+        assert_eq!(restored.ephemerals_of(0x1234_5678_9abc), vec!["/z".to_string()]);
+        for p in ["/", "/a", "/a/b", "/zookeeper"] {
+            assert_eq!(restored.get(p).unwrap().children, t.get(p).unwrap().children, "{p}");
+        }
+    }
+
+    #[test]
+    fn version_1_snapshots_still_read() {
+        let d = tempfile::tempdir().unwrap();
+        let t = varied_tree();
+        let path = d.path().join(snapshot_name(t.last_zxid()));
+        write_v1(&path, t.last_zxid(), &[(7, 5000)], &t.share_nodes());
+        let back = load_newest(d.path()).unwrap();
+        assert_eq!((back.zxid, back.sessions.clone()), (t.last_zxid(), vec![(7, 5000)]));
+        let restored = DataTree::restore(TreeConfig::default(), back.zxid, back.nodes).unwrap();
+        assert_eq!(restored.digest(), t.digest());
+        assert_eq!(restored.get("/a").unwrap().children, t.get("/a").unwrap().children);
+    }
+
+    #[test]
+    fn damaged_version_2_content_is_refused_not_misread() {
+        let d = tempfile::tempdir().unwrap();
+        let t = varied_tree();
+        let path = write(d.path(), &SnapshotSource { zxid: 1, sessions: vec![], nodes: t.share_nodes() }).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        // Every truncation (with a CRC that matches) is refused cleanly.
+        for cut in 24..bytes.len() - 4 {
+            let mut b = bytes[..cut].to_vec();
+            let crc = crc32c::crc32c(&b);
+            b.extend_from_slice(&crc.to_be_bytes());
+            fs::write(&path, &b).unwrap();
+            assert!(read(&path).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

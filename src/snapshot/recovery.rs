@@ -93,7 +93,7 @@ pub fn import_zookeeper(cfg: &ServerConfig, zk_data_dir: &Path, zk_log_dir: &Pat
     let nodes: Vec<PersistedNode> = state
         .nodes
         .into_iter()
-        .map(|n| PersistedNode { path: n.path, data: n.data, acl: n.acl, stat: n.stat })
+        .map(|n| PersistedNode { path: n.path, data: n.data, acl: std::sync::Arc::new(n.acl), stat: n.stat })
         .collect();
     let tree = DataTree::restore(tree_config(cfg), state.last_zxid, nodes).map_err(RecoveryError::Invalid)?;
     let src = SnapshotSource { zxid: state.last_zxid, sessions: state.sessions, nodes: tree.share_nodes() };
@@ -140,7 +140,7 @@ pub fn to_zookeeper(tree: &DataTree, sessions: &[(i64, i32)]) -> zkformat::ZkSta
         nodes: tree
             .persisted_nodes()
             .into_iter()
-            .map(|n| zkformat::ZkNode { path: n.path, data: n.data, acl: n.acl, stat: n.stat })
+            .map(|n| zkformat::ZkNode { path: n.path, data: n.data, acl: n.acl.to_vec(), stat: n.stat })
             .collect(),
         sessions: sessions.to_vec(),
         dbid: -1,

@@ -147,7 +147,8 @@ impl Node {
 pub struct PersistedNode {
     pub path: String,
     pub data: Option<Vec<u8>>,
-    pub acl: Vec<Acl>,
+    /// Shared between the nodes that have the same ACL.
+    pub acl: Arc<Vec<Acl>>,
     pub stat: StatPersisted,
 }
 
@@ -296,6 +297,9 @@ pub struct DataTree {
 
 type OpResult<T> = Result<T, i32>;
 
+/// While restoring: the last ACL seen (as given) and its interned copy.
+type AclRun = Option<(Arc<Vec<Acl>>, Arc<Vec<Acl>>)>;
+
 impl DataTree {
     pub fn new(config: TreeConfig) -> Self {
         let mut t = DataTree {
@@ -335,35 +339,68 @@ impl DataTree {
     /// Rebuilds a tree from persisted nodes (a snapshot, or an imported
     /// ZooKeeper data directory): children, indexes, ACL sharing and quota
     /// tracking are derived from the nodes. Fails when a node's parent is
-    /// missing or the root is absent.
-    pub fn restore(config: TreeConfig, last_zxid: i64, nodes: Vec<PersistedNode>) -> Result<Self, String> {
+    /// missing or the root is absent. Nodes may come in any order; in
+    /// depth-first order ([`dfs_cmp`], as snapshots store them) no sorting
+    /// is needed. When a path occurs twice, the later node wins.
+    pub fn restore(config: TreeConfig, last_zxid: i64, mut nodes: Vec<PersistedNode>) -> Result<Self, String> {
         let mut t = DataTree::new(config);
         t.nodes.clear();
         // Sized once: growing a million-entry map step by step costs most of
         // a restart's time.
         t.nodes.reserve(nodes.len());
         t.data_bytes = 0;
-        let mut paths: Vec<String> = Vec::with_capacity(nodes.len());
-        for n in nodes {
-            if n.path != ROOT {
-                path::split_parent(&n.path).ok_or_else(|| format!("invalid path {:?}", n.path))?;
-            }
-            let acl = t.intern_acl(n.acl);
-            paths.push(n.path.clone());
-            t.put_node(&n.path, Some(Arc::new(Node { data: n.data, acl, stat: n.stat, children: BTreeSet::new() })));
-        }
-        if !t.nodes.contains_key(ROOT) {
+        // Stable, and linear on input that is already in order: each node's
+        // parent is then on the stack of open ancestors when it arrives, and
+        // each node's children arrive in name order.
+        nodes.sort_by(|a, b| dfs_cmp(&a.path, &b.path));
+        if nodes.first().is_none_or(|n| n.path != ROOT) {
             return Err("the root node is missing".into());
         }
-        for p in &paths {
-            if let Some((parent, name)) = path::split_parent(p) {
-                let parent_node =
-                    node_in(&mut t.nodes, parent).ok_or_else(|| format!("node {p:?} has no parent {parent:?}"))?;
-                parent_node.children.insert(name.to_owned());
+        // Open ancestors of the current node, with the names of their
+        // children so far.
+        let mut stack: Vec<(PersistedNode, Vec<String>)> = Vec::with_capacity(64);
+        let mut last_acl: AclRun = None;
+        for n in nodes {
+            if let Some(top) = stack.last_mut().filter(|(top, _)| top.path == n.path) {
+                top.0 = n;
+                continue;
             }
+            if n.path == ROOT {
+                stack.push((n, Vec::new()));
+                continue;
+            }
+            let (parent, name) = path::split_parent(&n.path).ok_or_else(|| format!("invalid path {:?}", n.path))?;
+            while stack.last().is_some_and(|(top, _)| top.path != parent) {
+                let done = stack.pop().expect("checked");
+                t.restore_insert(done, &mut last_acl);
+            }
+            let (_, names) = stack.last_mut().ok_or_else(|| format!("node {:?} has no parent {parent:?}", n.path))?;
+            names.push(name.to_owned());
+            stack.push((n, Vec::new()));
+        }
+        while let Some(done) = stack.pop() {
+            t.restore_insert(done, &mut last_acl);
         }
         t.last_zxid = last_zxid;
         Ok(t)
+    }
+
+    /// Inserts one restored node with its children's names (in order).
+    fn restore_insert(&mut self, (n, names): (PersistedNode, Vec<String>), last_acl: &mut AclRun) {
+        // Consecutive nodes mostly share one ACL (one Arc from a snapshot's
+        // ACL table): intern it once per run.
+        let acl = match last_acl {
+            Some((from, interned)) if Arc::ptr_eq(from, &n.acl) || **from == *n.acl => interned.clone(),
+            _ => {
+                let interned = self.intern_acl(n.acl.to_vec());
+                *last_acl = Some((n.acl.clone(), interned.clone()));
+                interned
+            }
+        };
+        self.index_add(&n.path, n.stat.ephemeral_owner);
+        self.data_bytes += (n.path.len() + n.data.as_ref().map_or(0, |d| d.len())) as u64;
+        let children: BTreeSet<String> = names.into_iter().collect();
+        self.nodes.insert(Arc::from(n.path), Arc::new(Node { data: n.data, acl, stat: n.stat, children }));
     }
 
     /// Every node as persisted, parents before children.
@@ -374,7 +411,7 @@ impl DataTree {
             .map(|(p, n)| PersistedNode {
                 path: p.to_string(),
                 data: n.data.clone(),
-                acl: n.acl.to_vec(),
+                acl: n.acl.clone(),
                 stat: n.stat.clone(),
             })
             .collect();
@@ -889,6 +926,28 @@ impl DataTree {
             }
         }
         h
+    }
+}
+
+/// Depth-first order of paths, children by name: byte order with '/'
+/// below every other byte. A node comes right before its subtree, and its
+/// subtree before its next sibling (`/a`, `/a/b`, `/a-b`).
+pub fn dfs_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |c: u8| if c == b'/' { 0u16 } else { c as u16 + 1 };
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len().min(b.len());
+    // Skip the common prefix 8 bytes at a time (paths share long ones).
+    let mut i = 0;
+    while i + 8 <= n && a[i..i + 8] == b[i..i + 8] {
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    if i < n {
+        key(a[i]).cmp(&key(b[i]))
+    } else {
+        a.len().cmp(&b.len())
     }
 }
 

@@ -304,3 +304,14 @@ fn replay_uses_the_rules_logged_with_the_write() {
     });
     assert!(matches!(t.apply(&ctx(1), &ttl).result, WriteResult::Created { .. }));
 }
+
+#[test]
+fn dfs_order_puts_each_subtree_before_the_next_sibling() {
+    let mut paths =
+        vec!["/a-b", "/a/b/c", "/", "/a.x", "/a/b", "/a", "/zookeeper", "/a/b-1", "/abcdefghij/k", "/abcdefghij"];
+    paths.sort_by(|a, b| super::dfs_cmp(a, b));
+    assert_eq!(
+        paths,
+        vec!["/", "/a", "/a/b", "/a/b/c", "/a/b-1", "/a-b", "/a.x", "/abcdefghij", "/abcdefghij/k", "/zookeeper"]
+    );
+}

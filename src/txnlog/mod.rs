@@ -10,6 +10,11 @@
 //!   holds records `[len u32][crc32c u32][payload]`, big-endian. Segments are
 //!   preallocated with zeros, so `len == 0` marks the end of written data and
 //!   an fsync of a record does not also have to persist a new file size.
+//!   When a segment is closed (the log rolls to a new one) its unused
+//!   preallocated tail is cut off, so closed segments take only the space
+//!   of their records; the end of the file marks the end of data just as a
+//!   zero length does. (The cut is not fsynced: after a crash the zeros may
+//!   still be there, which reads the same.)
 //! - Invariants:
 //!   - zxids are consecutive within and across segments;
 //!   - a segment is complete and synced before the next one is created; the
@@ -339,6 +344,10 @@ impl TxnLog {
             expected = Some(seg_last.map_or(seg.first_zxid, |z| z + 1));
             if is_last {
                 write_pos = s.end;
+            } else if s.bad.is_none() && s.end < bytes.len() as u64 {
+                // A closed segment still preallocated (written by an older
+                // version, or a crash before the cut reached the disk).
+                trim_segment(&seg.path, s.end)?;
             }
         }
         let mut log = TxnLog {
@@ -419,16 +428,24 @@ impl TxnLog {
         Ok(())
     }
 
+    /// Writes what the current segment still has buffered into it, then
+    /// closes it and cuts off what it has preallocated beyond its records.
+    fn close_current(&mut self) -> Result<(), LogError> {
+        if self.file.is_none() {
+            return Ok(());
+        }
+        self.sync()?;
+        let old = self.file.take().expect("checked");
+        if self.alloc_end > self.write_pos {
+            let path = self.segments.last().map(|s| s.path.clone()).unwrap_or_default();
+            old.set_len(self.write_pos).map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
     /// Closes the current segment (synced) and starts one at `first_zxid`.
     fn roll(&mut self, first_zxid: i64) -> Result<(), LogError> {
-        if self.file.is_some() {
-            // Write what the old segment still has buffered into it.
-            let carry = std::mem::take(&mut self.pending);
-            if !carry.is_empty() {
-                self.pending = carry;
-                self.sync()?;
-            }
-        }
+        self.close_current()?;
         let path = self.cfg.dir.join(segment_name(first_zxid));
         let mut f =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(io_err(&path))?;
@@ -493,8 +510,7 @@ impl TxnLog {
     /// starts a new segment; recovery skips the older ones, which the
     /// snapshot covers (the caller records that before appending).
     pub fn skip_to(&mut self, next: i64) -> Result<(), LogError> {
-        self.sync()?;
-        self.file = None;
+        self.close_current()?;
         self.last_zxid = next - 1;
         Ok(())
     }
@@ -517,6 +533,13 @@ impl TxnLog {
     pub fn segment_paths(&self) -> Vec<PathBuf> {
         self.segments.iter().map(|s| s.path.clone()).collect()
     }
+}
+
+/// Cuts a closed segment's unused preallocated tail off at `end` (just past
+/// its last record).
+fn trim_segment(path: &Path, end: u64) -> Result<(), LogError> {
+    let f = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    f.set_len(end.max(HEADER_LEN)).map_err(io_err(path))
 }
 
 /// Reserves disk blocks so that later writes inside the range do not change

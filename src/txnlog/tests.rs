@@ -175,3 +175,42 @@ fn log_that_does_not_reach_the_snapshot_is_refused() {
     // The snapshot at 200 is lost: starting from nothing must not skip ahead.
     assert!(matches!(TxnLog::open(small(d.path()), 0), Err(LogError::Gap { .. })));
 }
+
+#[test]
+fn closed_segments_keep_no_preallocated_tail() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { dir: d.path().to_path_buf(), prealloc_bytes: 64 << 10, segment_bytes: 64 << 10 };
+    let (mut log, _) = TxnLog::open(cfg.clone(), 0).unwrap();
+    for z in 1..=10 {
+        log.append(z, &payload(z, 100)).unwrap();
+    }
+    log.sync().unwrap();
+    log.roll_at_next_append();
+    for z in 11..=20 {
+        log.append(z, &payload(z, 100)).unwrap();
+    }
+    log.sync().unwrap();
+    let paths = log.segment_paths();
+    assert_eq!(paths.len(), 2);
+    let closed = fs::metadata(&paths[0]).unwrap().len();
+    assert_eq!(closed, HEADER_LEN + 10 * (RECORD_HEADER_LEN as u64 + 108), "closed segment cut at its last record");
+    assert_eq!(fs::metadata(&paths[1]).unwrap().len(), 64 << 10, "the open segment stays preallocated");
+    drop(log);
+    // A closed segment that still has its preallocated tail (an older
+    // version, or a crash before the cut) is cut when the log opens.
+    OpenOptions::new().write(true).open(&paths[0]).unwrap().set_len(64 << 10).unwrap();
+    let (mut log, entries) = TxnLog::open(cfg.clone(), 0).unwrap();
+    assert_eq!(entries.len(), 20);
+    assert_eq!(fs::metadata(&paths[0]).unwrap().len(), closed);
+    // Cutting back into a trimmed segment and appending there still works.
+    log.truncate_from(15).unwrap();
+    log.truncate_from(8).unwrap();
+    for z in 8..=12 {
+        log.append(z, &payload(z, 50)).unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let (_, entries) = TxnLog::open(cfg, 0).unwrap();
+    assert_eq!(entries.iter().map(|e| e.zxid).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
+    assert_eq!(entries[10].payload, payload(11, 50));
+}
