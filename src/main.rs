@@ -596,14 +596,18 @@ fn dump_log(file: &Path) -> anyhow::Result<()> {
 
 fn dump_snapshot(file: &Path, data: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
+    // ZooKeeper snapshots: nodes whose ACL id the ACL table lacks (fuzzy).
+    let mut unknown_acls = std::collections::HashMap::new();
     let (zxid, sessions, nodes) = if bytes.starts_with(b"FKSN") {
         let s = snapshot::read(file)?;
         println!("Ferrokeeper snapshot {}", file.display());
         (s.zxid, s.sessions, s.nodes.into_iter().map(|n| (n.path, n.data, n.acl.to_vec(), n.stat)).collect::<Vec<_>>())
     } else {
-        let s = zkformat::read_snapshot(&bytes)
+        let s = zkformat::read_snapshot_full(&bytes)
             .with_context(|| format!("{} is not a snapshot we can read", file.display()))?;
         println!("ZooKeeper snapshot {}", file.display());
+        unknown_acls.extend(s.unknown_acls);
+        let s = s.state;
         (s.last_zxid, s.sessions, s.nodes.into_iter().map(|n| (n.path, n.data, n.acl, n.stat)).collect())
     };
     println!("zxid 0x{zxid:x}, {} znodes, {} sessions", nodes.len(), sessions.len());
@@ -614,8 +618,12 @@ fn dump_snapshot(file: &Path, data: bool) -> anyhow::Result<()> {
             st.czxid, st.ctime, st.mzxid, st.mtime, st.pzxid, st.cversion, st.version, st.aversion,
             st.ephemeral_owner, d.as_ref().map_or(0, |b| b.len())
         );
-        let acls: Vec<String> = acl.iter().map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms)).collect();
-        println!("  acl = [{}]", acls.join(", "));
+        if let Some(id) = unknown_acls.get(path) {
+            println!("  acl = <ACL id {id}, not in the ACL table: a fuzzy snapshot; the txn log after it has the ACL>");
+        } else {
+            let acls: Vec<String> = acl.iter().map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms)).collect();
+            println!("  acl = [{}]", acls.join(", "));
+        }
         if data {
             println!("  data = {}", show_bytes(d));
         }

@@ -87,9 +87,21 @@ pub fn has_own_files(cfg: &ServerConfig) -> bool {
 }
 
 /// Reads an Apache ZooKeeper data directory and writes it as a Ferrokeeper
-/// snapshot in `cfg.data_dir`. Returns the imported zxid.
+/// snapshot in `cfg.data_dir`. Returns the imported zxid. Nodes whose ACL
+/// neither the snapshot nor the logs give are imported with
+/// [`zkformat::unknown_acl`] (only a super user may use them) and logged.
 pub fn import_zookeeper(cfg: &ServerConfig, zk_data_dir: &Path, zk_log_dir: &Path) -> Result<i64, RecoveryError> {
-    let state = zkformat::load_data_dir(zk_data_dir, zk_log_dir)?;
+    let report = zkformat::load_data_dir_report(zk_data_dir, zk_log_dir)?;
+    for (path, id) in &report.unresolved_acls {
+        tracing::warn!(
+            path = %path,
+            acl_id = id,
+            "the ZooKeeper snapshot refers to an ACL id that is neither in its ACL table nor set by the txn logs \
+             after it (ZooKeeper could not resolve it either): imported with no permission for anyone; a super \
+             user can set the node's ACL"
+        );
+    }
+    let state = report.state;
     let nodes: Vec<PersistedNode> = state
         .nodes
         .into_iter()

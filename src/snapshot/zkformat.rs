@@ -40,6 +40,25 @@
 //! (the digest zxid is often larger), which is why the logs are replayed
 //! from the name's zxid + 1 onto it.
 //!
+//! The ACL table is fuzzy too: `DataTree.serialize` writes it
+//! (`ReferenceCountedACLCache.serialize`) before the nodes while writes go
+//! on, so a node may refer to an id that the table lacks (an ACL first used
+//! in between). ZooKeeper loads such a node with its dangling id
+//! (`DataTree.deserialize` calls `addUsage`, which ignores unknown ids; a
+//! lookup, `convertLong`, would throw) and the replay repairs it: since
+//! ZOOKEEPER-3306 (3.6) `DataTree.createNode` adds the txn's ACL to the
+//! cache before it finds that the node exists, and since ZOOKEEPER-4846
+//! (3.8.5, 3.9.4) it also points that node at it; a replayed setACL does
+//! the same. Before 4846 the node kept its old id, right only when the
+//! replay happened to give that ACL the same id again. Here such a node
+//! reads as [`unknown_acl`] (fail closed) and takes the ACL of the replayed
+//! create or setACL, the one ZooKeeper served. ZooKeeper 3.8.4+ and 3.9.2+
+//! (ZOOKEEPER-4799: createNode, deleteNode and setData look the ACLs up
+//! for their watches) abort the restore when a setData or delete of such a
+//! node, or a create or delete of one of its children, is replayed before
+//! that repair; we do not (ZOOKEEPER-4689, in no 3.8 or 3.9 release,
+//! removes that failure too).
+//!
 //! # Transaction log layout (`FileTxnLog`, `Util`)
 //!
 //! ```text
@@ -125,6 +144,11 @@ pub struct ZkNode {
 pub struct ZkSnapshot {
     pub state: ZkState,
     pub digest: Option<ZkSnapshotDigest>,
+    /// The nodes (path, ACL id) whose ACL id is not in the snapshot's ACL
+    /// table, in node order: in a fuzzy snapshot, ACLs first used after
+    /// the table was written. They carry [`unknown_acl`] until the txn log
+    /// replayed after the snapshot sets their ACL (see [`load_data_dir`]).
+    pub unknown_acls: Vec<(String, i64)>,
 }
 
 /// The `DataTree.ZxidDigest` after a snapshot: the tree digest at `zxid`.
@@ -226,6 +250,10 @@ pub enum LogEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZkLoadReport {
     pub state: ZkState,
+    /// The nodes (path, ACL id) whose ACL id the snapshot's ACL table
+    /// lacked and that no replayed create or setACL set: their ACL in
+    /// `state` is [`unknown_acl`]. Empty for a consistent data directory.
+    pub unresolved_acls: Vec<(String, i64)>,
     /// The snapshot used and the zxid of its name; `None`: replayed from
     /// ZooKeeper's empty tree.
     pub snapshot: Option<(PathBuf, i64)>,
@@ -412,6 +440,15 @@ pub fn initial_state() -> ZkState {
     }
 }
 
+/// The ACL a node gets when its snapshot ACL id is not in the snapshot's
+/// ACL table (see [`ZkSnapshot::unknown_acls`]): `world:anyone` with no
+/// permission, so that such a node fails closed (only a super user may
+/// read it or set its ACL) rather than open, as an empty list would.
+/// ZooKeeper keeps the dangling id and fails every ACL lookup of the node.
+pub fn unknown_acl() -> Vec<Acl> {
+    vec![Acl { perms: 0, id: Id::new("world", "anyone") }]
+}
+
 /// "snapshot.<zxid in lowercase hex>", as `Util.makeSnapshotName`.
 pub fn snapshot_file_name(zxid: i64) -> String {
     format!("snapshot.{zxid:x}")
@@ -441,7 +478,8 @@ fn compression_of(bytes: &[u8]) -> Option<&'static str> {
 /// Reads a plain snapshot. Its zxid is in its file name, not in its bytes:
 /// `last_zxid` here is the zxid of the digest section (0 when there is
 /// none), which for ZooKeeper's fuzzy snapshots is only a hint; use
-/// [`load_data_dir`] to get a consistent state.
+/// [`load_data_dir`] to get a consistent state. A node whose ACL id is not
+/// in the ACL table gets [`unknown_acl`] (see [`read_snapshot_full`]).
 pub fn read_snapshot(bytes: &[u8]) -> Result<ZkState, ZkFormatError> {
     read_snapshot_full(bytes).map(|s| s.state)
 }
@@ -475,6 +513,7 @@ pub fn read_snapshot_full(bytes: &[u8]) -> Result<ZkSnapshot, ZkFormatError> {
     let mut budget = bytes.len().saturating_mul(ACL_EXPANSION_PER_BYTE).saturating_add(ACL_EXPANSION_SLACK);
     let limit = budget;
     let mut nodes: Vec<ZkNode> = Vec::new();
+    let mut unknown_acls = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     loop {
         let path = r
@@ -489,12 +528,23 @@ pub fn read_snapshot_full(bytes: &[u8]) -> Result<ZkSnapshot, ZkFormatError> {
         let stat = StatPersisted::read_from(&mut r).map_err(decode("snapshot node"))?;
         let bad =
             |path: &str, reason: &str| ZkFormatError::BadNode { path: path.to_owned(), reason: reason.to_owned() };
+        let mut unknown = false;
         let acl = if acl_id == -1 {
             Acl::open_unsafe()
-        } else {
-            let (acl, cost) = acl_cache.get(&acl_id).ok_or_else(|| bad(&path, &format!("unknown ACL id {acl_id}")))?;
+        } else if let Some((acl, cost)) = acl_cache.get(&acl_id) {
             budget = budget.checked_sub(*cost).ok_or(ZkFormatError::AclExpansion { limit })?;
             acl.clone()
+        } else {
+            // A fuzzy snapshot: ZooKeeper writes its ACL table, then the
+            // nodes, while writes go on, so a node may use an ACL added
+            // after the table. DataTree.deserialize keeps such a node
+            // (ReferenceCountedACLCache.addUsage ignores the unknown id);
+            // the replayed txn log gives it its ACL again.
+            let acl = unknown_acl();
+            let cost = acl.iter().map(acl_cost).sum::<usize>();
+            budget = budget.checked_sub(cost).ok_or(ZkFormatError::AclExpansion { limit })?;
+            unknown = true;
+            acl
         };
         let path = if path.is_empty() {
             "/".to_owned()
@@ -511,6 +561,9 @@ pub fn read_snapshot_full(bytes: &[u8]) -> Result<ZkSnapshot, ZkFormatError> {
         if !seen.insert(path.clone()) {
             return Err(bad(&path, "duplicate path"));
         }
+        if unknown {
+            unknown_acls.push((path.clone(), acl_id));
+        }
         nodes.push(ZkNode { path, data, acl, stat });
     }
     check_seal(bytes, &mut r)?;
@@ -526,6 +579,7 @@ pub fn read_snapshot_full(bytes: &[u8]) -> Result<ZkSnapshot, ZkFormatError> {
     Ok(ZkSnapshot {
         state: ZkState { last_zxid: digest.map_or(0, |d| d.zxid), nodes, sessions, dbid: header.dbid },
         digest,
+        unknown_acls,
     })
 }
 
@@ -844,6 +898,9 @@ struct TreeNode {
     acl: Vec<Acl>,
     stat: StatPersisted,
     digest: i64,
+    /// The snapshot's ACL id when its ACL table lacked it (`acl` is then
+    /// [`unknown_acl`]), until a replayed create or setACL sets the ACL.
+    unknown_acl: Option<i64>,
 }
 
 /// ZooKeeper's DataTree, for replay: nodes by path (the root as "/"), the
@@ -874,12 +931,22 @@ fn parent_of(path: &str) -> Option<&str> {
 }
 
 impl Tree {
-    fn from_nodes(nodes: Vec<ZkNode>) -> Tree {
+    fn from_nodes(nodes: Vec<ZkNode>, unknown_acls: &[(String, i64)]) -> Tree {
         let mut t = Tree::default();
         for n in nodes {
             t.insert(n.path, n.data, n.acl, n.stat);
         }
+        for (path, id) in unknown_acls {
+            if let Some(n) = t.nodes.get_mut(path) {
+                n.unknown_acl = Some(*id);
+            }
+        }
         t
+    }
+
+    /// The nodes whose ACL is still unknown, by path.
+    fn unknown_acls(&self) -> Vec<(String, i64)> {
+        self.nodes.iter().filter_map(|(p, n)| n.unknown_acl.map(|id| (p.clone(), id))).collect()
     }
 
     fn into_nodes(self) -> Vec<ZkNode> {
@@ -897,7 +964,7 @@ impl Tree {
         if is_session_owner(stat.ephemeral_owner) {
             self.ephemerals.entry(stat.ephemeral_owner).or_default().insert(path.clone());
         }
-        let node = TreeNode { data, acl, stat, digest };
+        let node = TreeNode { data, acl, stat, digest, unknown_acl: None };
         self.nodes.insert(path, node);
     }
 
@@ -960,7 +1027,14 @@ impl Tree {
     ) -> Result<(), Fail> {
         let parent = parent_of(path).ok_or(Fail::NoNode)?;
         let parent_cv = self.nodes.get(parent).ok_or(Fail::NoNode)?.stat.cversion;
-        if key(path) == "/" || self.nodes.contains_key(path) {
+        // ZOOKEEPER-4846 (3.8.5, 3.9.4): a create that finds its node gives
+        // it the create's ACL (nothing else changes). Over a fuzzy snapshot
+        // this restores the ACL of a node whose ACL id the snapshot's table
+        // lacks; otherwise the ACL is the node's own (a later setACL is
+        // replayed after it).
+        if let Some(n) = self.nodes.get_mut(key(path)) {
+            n.acl = acl;
+            n.unknown_acl = None;
             return Err(Fail::NodeExists);
         }
         let cv = if parent_cversion == -1 { parent_cv.wrapping_add(1) } else { parent_cversion };
@@ -1019,6 +1093,7 @@ impl Tree {
     fn set_acl(&mut self, path: &str, acl: Vec<Acl>, version: i32) -> Result<(), Fail> {
         let done = self.modify(key(path), |n| {
             n.acl = acl;
+            n.unknown_acl = None;
             n.stat.aversion = version;
         });
         done.then_some(()).ok_or(Fail::NoNode)
@@ -1165,9 +1240,14 @@ pub fn load_data_dir(data_dir: &Path, data_log_dir: &Path) -> Result<ZkState, Zk
 ///   txns before that zxid are skipped, every txn after the first one at or
 ///   above it is applied, whatever its zxid;
 /// - the replay tolerates the fuzzy snapshot as ZooKeeper does: a create
-///   that finds its node changes nothing but may raise the parent's
-///   cversion/pzxid (type create only), a delete of a missing node still
-///   raises the parent's pzxid, failures change nothing;
+///   that finds its node gives it the create's ACL and may raise the
+///   parent's cversion/pzxid (type create only), a delete of a missing
+///   node still raises the parent's pzxid, failures change nothing;
+/// - a snapshot node whose ACL id is not in the snapshot's ACL table (an
+///   ACL first used while the snapshot was written) gets its ACL from the
+///   create or setACL that gave it that ACL, which the replayed logs hold;
+///   one that none sets keeps [`unknown_acl`] and is listed in
+///   [`ZkLoadReport::unresolved_acls`];
 /// - createSession adds the session, closeSession removes it and deletes
 ///   the paths it lists and the session's remaining ephemerals;
 /// - without any snapshot the logs are replayed onto ZooKeeper's empty tree
@@ -1224,19 +1304,20 @@ pub fn load_data_dir_report(data_dir: &Path, data_log_dir: &Path) -> Result<ZkLo
         return Err(ZkFormatError::NoData { dir: snap_dir });
     }
 
-    let (snap_zxid, base, mut pending_digest, snapshot) = match chosen {
+    let (snap_zxid, base, mut pending_digest, snapshot, unknown_acls) = match chosen {
         Some((zxid, path, snap)) => {
             // DataTree.deserializeZxidDigest keeps a digest with a zxid > 0
             // that is not older than the snapshot.
             let digest = snap.digest.filter(|d| d.zxid > 0 && d.zxid >= zxid);
-            (zxid, snap.state, digest, Some((path, zxid)))
+            (zxid, snap.state, digest, Some((path, zxid)), snap.unknown_acls)
         }
-        None => (0, initial_state(), None, None),
+        None => (0, initial_state(), None, None, Vec::new()),
     };
-    let mut tree = Tree::from_nodes(base.nodes);
+    let mut tree = Tree::from_nodes(base.nodes, &unknown_acls);
     let mut sessions: BTreeMap<i64, i32> = base.sessions.into_iter().collect();
     let mut report = ZkLoadReport {
         state: ZkState { last_zxid: 0, nodes: Vec::new(), sessions: Vec::new(), dbid: base.dbid },
+        unresolved_acls: Vec::new(),
         snapshot,
         skipped_snapshots: skipped,
         logs: Vec::new(),
@@ -1306,6 +1387,7 @@ pub fn load_data_dir_report(data_dir: &Path, data_log_dir: &Path) -> Result<ZkLo
     }
 
     report.state.last_zxid = highest;
+    report.unresolved_acls = tree.unknown_acls();
     report.state.nodes = tree.into_nodes();
     report.state.sessions = sessions.into_iter().collect();
     Ok(report)
@@ -2028,6 +2110,147 @@ mod tests {
         }
         let bytes = write_snapshot(&s);
         assert!(matches!(read_snapshot(&bytes), Err(ZkFormatError::AclExpansion { .. })));
+    }
+
+    /// A snapshot as ZooKeeper writes one, with this ACL table and these
+    /// nodes, each with the ACL id written for it; no digest section.
+    fn snapshot_with_acl_ids(table: &[(i64, &[Acl])], nodes: &[(&ZkNode, i64)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        FileHeader { magic: SNAP_MAGIC, version: FORMAT_VERSION, dbid: SNAPSHOT_DBID }.write_to(&mut out);
+        write_i32(&mut out, 0);
+        write_i32(&mut out, table.len() as i32);
+        for (id, acls) in table {
+            write_i64(&mut out, *id);
+            write_i32(&mut out, acls.len() as i32);
+            for acl in acls.iter() {
+                acl.write_to(&mut out);
+            }
+        }
+        for (n, acl_id) in nodes {
+            let path = if n.path == "/" { "" } else { &n.path };
+            write_buffer(&mut out, Some(path.as_bytes()));
+            write_buffer(&mut out, n.data.as_deref());
+            write_i64(&mut out, *acl_id);
+            n.stat.write_to(&mut out);
+        }
+        write_buffer(&mut out, Some(b"/"));
+        seal(&mut out);
+        out
+    }
+
+    #[test]
+    fn fuzzy_snapshot_acl_ids_are_resolved_by_the_replay() {
+        // snapshot.1: ZooKeeper wrote the ACL table at zxid 1 (ids 1, 2),
+        // then the nodes while zxids 2..=4 were applied:
+        //   2 create /fuzzy with `bob` (a new ACL: id 10, not in the table)
+        //   3 setData /b (before /b's ACL is known again: no failure)
+        //   4 setACL /b to `mixed` (a new ACL: id 11, not in the table)
+        // and the log holds 2..=5, with 5 a create of /fuzzy/child (`bob`).
+        // /lost refers to id 12, which no txn sets (it cannot happen with
+        // ZooKeeper's own files): it stays unknown, failing closed.
+        let alice = vec![Acl { perms: perms::ALL, id: Id::new("digest", "alice:mmRnm3Q742LDeHiWvW5mAKUPIhY=") }];
+        let bob = vec![Acl { perms: perms::ALL, id: Id::new("digest", "bob:Bu9aGjnMzDalzi44XqtgiKAQiVw=") }];
+        let mixed = vec![
+            Acl { perms: perms::READ, id: Id::new("world", "anyone") },
+            Acl { perms: perms::ALL, id: Id::new("ip", "127.0.0.1") },
+        ];
+        let created = |zxid: i64| StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: 1000 + zxid,
+            mtime: 1000 + zxid,
+            pzxid: zxid,
+            ..StatPersisted::default()
+        };
+        let init = initial_state();
+        let read_unsafe = init.nodes[2].acl.clone();
+        let mut root = init.nodes[0].clone();
+        root.stat.cversion = 4;
+        root.stat.pzxid = 2;
+        let a = ZkNode { path: "/a".into(), data: Some(b"a".to_vec()), acl: alice.clone(), stat: created(1) };
+        let mut b = ZkNode { path: "/b".into(), data: Some(b"b2".to_vec()), acl: mixed.clone(), stat: created(1) };
+        b.stat.mzxid = 3;
+        b.stat.mtime = 1003;
+        b.stat.version = 1;
+        b.stat.aversion = 1;
+        let fuzzy = ZkNode { path: "/fuzzy".into(), data: Some(b"f".to_vec()), acl: bob.clone(), stat: created(2) };
+        let lost = ZkNode { path: "/lost".into(), data: None, acl: unknown_acl(), stat: created(1) };
+        let snap = snapshot_with_acl_ids(
+            &[(1, &alice), (2, &read_unsafe)],
+            &[
+                (&root, -1),
+                (&a, 1),
+                (&b, 11),
+                (&fuzzy, 10),
+                (&lost, 12),
+                (&init.nodes[1], -1),
+                (&init.nodes[2], 2),
+                (&init.nodes[3], -1),
+            ],
+        );
+
+        // The snapshot alone (what `snapshot dump` reads) loads.
+        let full = read_snapshot_full(&snap).unwrap();
+        assert_eq!(full.unknown_acls, vec![("/b".into(), 11), ("/fuzzy".into(), 10), ("/lost".into(), 12)]);
+        let acl_of = |nodes: &[ZkNode], p: &str| nodes.iter().find(|n| n.path == p).unwrap().acl.clone();
+        for p in ["/b", "/fuzzy", "/lost"] {
+            assert_eq!(acl_of(&full.state.nodes, p), unknown_acl(), "{p}");
+        }
+        assert_eq!(acl_of(&full.state.nodes, "/a"), alice);
+        assert_eq!(acl_of(&full.state.nodes, "/zookeeper/config"), read_unsafe);
+        assert_eq!(read_snapshot(&snap).unwrap(), full.state);
+
+        let dir = TempDir::new();
+        std::fs::write(dir.v2().join(snapshot_file_name(1)), &snap).unwrap();
+        let create_with = |path: &str, acl: &[Acl], data: &[u8], pcv: i32| {
+            CreateTxn {
+                path: path.into(),
+                data: Some(data.to_vec()),
+                acl: acl.to_vec(),
+                ephemeral: false,
+                parent_cversion: pcv,
+            }
+            .to_bytes()
+        };
+        let entries = [
+            entry(1, op::CREATE, &create_with("/b", &alice, b"b", 3), None),
+            entry(2, op::CREATE, &create_with("/fuzzy", &bob, b"f", 4), None),
+            entry(
+                3,
+                op::SET_DATA,
+                &SetDataTxn { path: "/b".into(), data: Some(b"b2".to_vec()), version: 1 }.to_bytes(),
+                None,
+            ),
+            entry(4, op::SET_ACL, &SetAclTxn { path: "/b".into(), acl: mixed.clone(), version: 1 }.to_bytes(), None),
+            entry(5, op::CREATE, &create_with("/fuzzy/child", &bob, b"c", 1), None),
+        ];
+        std::fs::write(dir.v2().join("log.1"), log_bytes(&entries)).unwrap();
+        let report = load_data_dir_report(&dir.0, &dir.0).unwrap();
+        assert_eq!(report.txns_applied, 4);
+        assert_eq!(report.unresolved_acls, vec![("/lost".to_owned(), 12)]);
+        let st = &report.state;
+        assert_eq!(st.last_zxid, 5);
+        let get = |p: &str| st.nodes.iter().find(|n| n.path == p).cloned().unwrap_or_else(|| panic!("no {p}"));
+        // The create that found /fuzzy gave it its ACL and nothing else.
+        assert_eq!(get("/fuzzy").acl, bob);
+        assert_eq!(get("/fuzzy").data.as_deref(), Some(&b"f"[..]));
+        assert_eq!(get("/fuzzy").stat, StatPersisted { cversion: 1, pzxid: 5, ..created(2) });
+        assert_eq!(get("/b"), b);
+        assert_eq!(
+            get("/fuzzy/child"),
+            ZkNode { path: "/fuzzy/child".into(), data: Some(b"c".to_vec()), acl: bob, stat: created(5) }
+        );
+        assert_eq!(get("/lost").acl, unknown_acl());
+        assert_eq!(get("/a").acl, alice);
+        assert_eq!(get("/").stat, root.stat);
+        assert_eq!(st.nodes.len(), 9);
+        assert_parent_first(&st.nodes);
+
+        // What the import makes of it is a plain state: written and read
+        // back, no ACL is unknown any more.
+        let again = read_snapshot_full(&write_snapshot(st)).unwrap();
+        assert!(again.unknown_acls.is_empty());
+        assert_eq!(again.state.nodes, st.nodes);
     }
 
     #[test]
