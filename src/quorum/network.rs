@@ -416,6 +416,89 @@ pub struct PeerService {
     /// The zxid of a configuration that removed this server (0: none).
     pub removed_at: Arc<AtomicU64>,
     pub max_frame: usize,
+    pub leader_loss: Arc<LeaderLoss>,
+}
+
+/// Standing for election as soon as a dead leader's lease runs out, rather
+/// than a whole election timeout later.
+///
+/// openraft's follower stands for election `leader lease + election
+/// timeout` after the leader's last heartbeat (about 0.8 s at tickTime
+/// 2000), because silence is all it knows. A leader that died (or was
+/// killed) says more: the kernel closes its connections, and the follower
+/// sees its connection from the leader end, as a ZooKeeper follower sees
+/// its leader's socket close and starts looking at once. Then the voters
+/// stand one after another, the first as soon as the others' leases (the
+/// time they refuse votes after a heartbeat) have run out, the next a
+/// little later in case the first cannot win (a shorter log).
+///
+/// Invariants: this only starts an election that openraft's own timer
+/// would start later anyway, under the same conditions (this server is a
+/// voter, follows that leader still and has heard nothing from it since);
+/// a connection that ended long after the leader's last append (a peer
+/// that stopped answering: a paused server, a redialled link) starts
+/// nothing; safety is openraft's.
+pub struct LeaderLoss {
+    /// The last AppendEntries each peer sent us, on any connection.
+    last_append: Mutex<HashMap<u64, Instant>>,
+    /// Followers' leader lease (openraft's `election_timeout_max`).
+    lease: Duration,
+}
+
+/// The first voter stands this long after the leases ran out; each next
+/// voter (by id) [`EARLY_ELECTION_STEP`] later.
+const EARLY_ELECTION_MARGIN: Duration = Duration::from_millis(25);
+const EARLY_ELECTION_STEP: Duration = Duration::from_millis(120);
+
+impl LeaderLoss {
+    pub fn new(lease: Duration) -> Arc<Self> {
+        Arc::new(LeaderLoss { last_append: Mutex::new(HashMap::new()), lease })
+    }
+
+    fn appended(&self, from: u64) {
+        self.last_append.lock().unwrap_or_else(|e| e.into_inner()).insert(from, Instant::now());
+    }
+
+    fn last(&self, from: u64) -> Option<Instant> {
+        self.last_append.lock().unwrap_or_else(|e| e.into_inner()).get(&from).copied()
+    }
+
+    /// The connection from `from` ended: if it was our leader and it was
+    /// alive until then, stand for election when the leases run out.
+    fn connection_ended(self: &Arc<Self>, raft: &Raft, from: u64) {
+        let Some(last) = self.last(from) else { return };
+        if last.elapsed() > self.lease {
+            return;
+        }
+        let m = raft.metrics().borrow().clone();
+        if m.current_leader != Some(from) || m.id == from {
+            return;
+        }
+        let mut others: Vec<u64> = m.membership_config.membership().voter_ids().filter(|v| *v != from).collect();
+        others.sort_unstable();
+        let Some(rank) = others.iter().position(|v| *v == m.id) else { return };
+        let at = last + self.lease + EARLY_ELECTION_MARGIN + EARLY_ELECTION_STEP * rank as u32;
+        let (raft, vote) = (raft.clone(), m.vote);
+        let still_quiet = move |raft: &Raft| {
+            let m = raft.metrics().borrow().clone();
+            m.current_leader == Some(from) && m.vote == vote && m.state == openraft::ServerState::Follower
+        };
+        if !still_quiet(&raft) {
+            return;
+        }
+        let check = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if check.last(from).is_some_and(|t| t > last) || !still_quiet(&raft) {
+                return;
+            }
+            tracing::info!(
+                leader = from,
+                "the leader's connection closed and its lease ran out: standing for election"
+            );
+            let _ = raft.trigger().elect().await;
+        });
+    }
 }
 
 /// Accepts peers' connections and serves their requests.
@@ -487,6 +570,7 @@ pub async fn serve_peer(stream: PeerStream, svc: Arc<PeerService>) -> std::io::R
         };
         match body {
             PeerReq::Append(rpc) => {
+                svc.leader_loss.appended(from);
                 let raft = raft.clone();
                 tokio::spawn(async move { respond(PeerResp::Append(raft.append_entries(rpc).await)).await });
             }
@@ -550,6 +634,7 @@ pub async fn serve_peer(stream: PeerStream, svc: Arc<PeerService>) -> std::io::R
             }
         }
     };
+    svc.leader_loss.connection_ended(raft, from);
     drop(out_tx);
     let _ = writer.await;
     result
