@@ -115,7 +115,7 @@ pub async fn start(cfg: Arc<ServerConfig>, io: NodeIo) -> Result<Node, StartErro
         peers: peers.clone(),
         removed_at: removed_at.clone(),
         max_frame,
-        leader_loss: network::LeaderLoss::new(std::time::Duration::from_millis(timing.election_max_ms)),
+        leader_loss: super::roles::LeaderLoss::new(std::time::Duration::from_millis(timing.election_max_ms)),
     });
     if pristine && ensemble.voters.contains_key(&ensemble.my_id) {
         tokio::spawn(super::bootstrap(raft.clone(), peers, ensemble.clone()));

@@ -5,6 +5,9 @@
 //! - Inputs: openraft's metrics (published on every turn of its core loop,
 //!   so time-based facts such as "a majority answered recently" stay fresh).
 //! - Outputs: `CoreMsg::Role` whenever the derived [`RoleInfo`] changes.
+//! - Also: [`LeaderLoss`], which makes a follower stand for election soon
+//!   after its leader's connection closes (the peer transport reports the
+//!   appends and the connection's end).
 //! - Invariants: `serving` is true only for a leader that heard from a
 //!   majority within the leader lease (an election timeout: past it, the
 //!   others may have elected someone else), or a follower/observer that
@@ -13,10 +16,12 @@
 use super::{Ensemble, PeerNode, Raft, Timing};
 use crate::pipeline::{CoreMsg, Role, RoleInfo};
 use openraft::{RaftMetrics, ServerState};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// A follower counts as synced when its log is within this many entries of
 /// the leader's (`zk_synced_followers`).
@@ -182,5 +187,82 @@ async fn add_observers(raft: Raft, ensemble: Ensemble) {
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
+    }
+}
+
+/// Standing for election as soon as a dead leader's lease runs out, rather
+/// than a whole election timeout later.
+///
+/// openraft's follower stands for election `leader lease + election
+/// timeout` after the leader's last heartbeat (about 0.8 s at tickTime
+/// 2000), because silence is all it knows. A leader that died (or was
+/// killed) says more: the kernel closes its connections, and the follower
+/// sees its connection from the leader end, as a ZooKeeper follower sees
+/// its leader's socket close and starts looking at once. Then the voters
+/// stand one after another, the first as soon as the others' leases (the
+/// time they refuse votes after a heartbeat) have run out, the next a
+/// little later in case the first cannot win (a shorter log).
+///
+/// Invariants: this only starts an election that openraft's own timer
+/// would start later anyway, under the same conditions (this server is a
+/// voter, follows that leader still and has heard nothing from it since);
+/// a connection that ended long after the leader's last append (a peer
+/// that stopped answering: a paused server, a redialled link) starts
+/// nothing; safety is openraft's.
+pub struct LeaderLoss {
+    /// The last AppendEntries each peer sent us, on any connection.
+    last_append: Mutex<HashMap<u64, Instant>>,
+    /// Followers' leader lease (openraft's `election_timeout_max`).
+    lease: Duration,
+}
+
+/// The first voter stands this long after the leases ran out; each next
+/// voter (by id) [`EARLY_ELECTION_STEP`] later.
+const EARLY_ELECTION_MARGIN: Duration = Duration::from_millis(25);
+const EARLY_ELECTION_STEP: Duration = Duration::from_millis(120);
+
+impl LeaderLoss {
+    pub fn new(lease: Duration) -> Arc<Self> {
+        Arc::new(LeaderLoss { last_append: Mutex::new(HashMap::new()), lease })
+    }
+
+    pub(super) fn appended(&self, from: u64) {
+        self.last_append.lock().unwrap_or_else(|e| e.into_inner()).insert(from, Instant::now());
+    }
+
+    fn last(&self, from: u64) -> Option<Instant> {
+        self.last_append.lock().unwrap_or_else(|e| e.into_inner()).get(&from).copied()
+    }
+
+    /// The connection from `from` ended: if it was our leader and it was
+    /// alive until then, stand for election when the leases run out.
+    pub(super) fn connection_ended(self: &Arc<Self>, raft: &Raft, from: u64) {
+        let Some(last) = self.last(from) else { return };
+        if last.elapsed() > self.lease {
+            return;
+        }
+        let m = raft.metrics().borrow().clone();
+        let follows = move |m: &RaftMetrics<u64, PeerNode>, vote| {
+            m.current_leader == Some(from) && m.vote == vote && m.state == ServerState::Follower
+        };
+        if !follows(&m, m.vote) {
+            return;
+        }
+        let mut others: Vec<u64> = m.membership_config.membership().voter_ids().filter(|v| *v != from).collect();
+        others.sort_unstable();
+        let Some(rank) = others.iter().position(|v| *v == m.id) else { return };
+        let at = last + self.lease + EARLY_ELECTION_MARGIN + EARLY_ELECTION_STEP * rank as u32;
+        let (raft, vote, check) = (raft.clone(), m.vote, self.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if check.last(from).is_some_and(|t| t > last) || !follows(&raft.metrics().borrow(), vote) {
+                return;
+            }
+            tracing::info!(
+                leader = from,
+                "the leader's connection closed and its lease ran out: standing for election"
+            );
+            let _ = raft.trigger().elect().await;
+        });
     }
 }
